@@ -1,0 +1,182 @@
+//! Configuration: the seed's `GhostConfig` fields behind a validating builder.
+
+use std::path::PathBuf;
+
+use crate::error::ConfigError;
+
+/// The page budget used when none is given (`max_memory_pages = 0`), as documented for the
+/// original library (`MAX_PHYSICAL_PAGES = 5`). Real programs should set a budget.
+pub const DEFAULT_MAX_MEMORY_PAGES: usize = 5;
+
+/// The smallest budget accepted. One instruction can touch two ghost pages at once (an
+/// unaligned load across a page boundary, a copy from one ghost page to another), and both must
+/// be resident for it to complete.
+pub const MIN_MAX_MEMORY_PAGES: usize = 2;
+
+/// Virtual address space reserved per instance unless configured otherwise (64 GiB). Reserving
+/// costs no RAM: only pages that are touched are ever backed.
+pub const DEFAULT_ADDRESS_SPACE: usize = 64 << 30;
+
+/// A validated configuration. Build one with [`Config::builder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub(crate) max_memory_pages: usize,
+    pub(crate) use_disk_backing: bool,
+    pub(crate) disk_file_path: PathBuf,
+    pub(crate) compress_before_disk: bool,
+    pub(crate) enable_verbose_logging: bool,
+    pub(crate) encrypt_disk_pages: bool,
+    pub(crate) address_space: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        ConfigBuilder::default()
+            .build()
+            .expect("the default configuration is valid")
+    }
+}
+
+impl Config {
+    /// A builder holding the documented defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// Resident page budget: at most this many pages hold uncompressed data in RAM.
+    pub fn max_memory_pages(&self) -> usize {
+        self.max_memory_pages
+    }
+    /// Whether evicted pages go to a file instead of process memory.
+    pub fn use_disk_backing(&self) -> bool {
+        self.use_disk_backing
+    }
+    /// The swap file path (used only with disk backing).
+    pub fn disk_file_path(&self) -> &std::path::Path {
+        &self.disk_file_path
+    }
+    /// Whether pages are compressed before they are written to disk.
+    pub fn compress_before_disk(&self) -> bool {
+        self.compress_before_disk
+    }
+    /// Whether the engine emits `tracing` events.
+    pub fn enable_verbose_logging(&self) -> bool {
+        self.enable_verbose_logging
+    }
+    /// Whether pages written to disk are encrypted.
+    pub fn encrypt_disk_pages(&self) -> bool {
+        self.encrypt_disk_pages
+    }
+    /// Bytes of virtual address space reserved for this instance.
+    pub fn address_space(&self) -> usize {
+        self.address_space
+    }
+}
+
+/// Builder for [`Config`]. Every setter states its default; [`ConfigBuilder::build`] validates.
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    max_memory_pages: usize,
+    use_disk_backing: bool,
+    disk_file_path: PathBuf,
+    compress_before_disk: bool,
+    enable_verbose_logging: bool,
+    encrypt_disk_pages: bool,
+    address_space: usize,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        Self {
+            max_memory_pages: 0,
+            use_disk_backing: false,
+            disk_file_path: PathBuf::from("ghostmem.swap"),
+            compress_before_disk: true,
+            enable_verbose_logging: false,
+            encrypt_disk_pages: false,
+            address_space: DEFAULT_ADDRESS_SPACE,
+        }
+    }
+}
+
+impl ConfigBuilder {
+    /// Maximum pages resident in RAM. Default `0`, meaning [`DEFAULT_MAX_MEMORY_PAGES`].
+    /// Must be at least [`MIN_MAX_MEMORY_PAGES`] otherwise.
+    pub fn max_memory_pages(mut self, pages: usize) -> Self {
+        self.max_memory_pages = pages;
+        self
+    }
+    /// Store evicted pages in a file instead of process memory. Default `false`.
+    pub fn use_disk_backing(mut self, on: bool) -> Self {
+        self.use_disk_backing = on;
+        self
+    }
+    /// Path of the swap file. Default `"ghostmem.swap"` (relative to the working directory).
+    pub fn disk_file_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.disk_file_path = path.into();
+        self
+    }
+    /// Compress pages before writing them to disk. Default `true`.
+    pub fn compress_before_disk(mut self, on: bool) -> Self {
+        self.compress_before_disk = on;
+        self
+    }
+    /// Emit `tracing` events for allocation, release and configuration. Default `false`
+    /// (silent). Events are never emitted from inside the fault handler: see the crate docs.
+    pub fn enable_verbose_logging(mut self, on: bool) -> Self {
+        self.enable_verbose_logging = on;
+        self
+    }
+    /// Encrypt pages written to disk. Default `false`. Requires disk backing.
+    pub fn encrypt_disk_pages(mut self, on: bool) -> Self {
+        self.encrypt_disk_pages = on;
+        self
+    }
+    /// Virtual address space to reserve, in bytes (rounded up to whole pages). Default
+    /// [`DEFAULT_ADDRESS_SPACE`] (64 GiB). It bounds the total size of live allocations.
+    pub fn address_space(mut self, bytes: usize) -> Self {
+        self.address_space = bytes;
+        self
+    }
+
+    /// Validate and produce the configuration.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let max_memory_pages = match self.max_memory_pages {
+            0 => DEFAULT_MAX_MEMORY_PAGES,
+            n if n < MIN_MAX_MEMORY_PAGES => {
+                return Err(ConfigError::BudgetTooSmall {
+                    pages: n,
+                    min: MIN_MAX_MEMORY_PAGES,
+                });
+            }
+            n => n,
+        };
+        // The page table indexes pages with u32.
+        let page = crate::page::page_size();
+        let max_space = (u32::MAX as usize - 1) * page;
+        if self.address_space < page || self.address_space > max_space {
+            return Err(ConfigError::AddressSpace {
+                bytes: self.address_space,
+                max: max_space,
+            });
+        }
+        if self.encrypt_disk_pages && !self.use_disk_backing {
+            return Err(ConfigError::EncryptionWithoutDisk);
+        }
+        if self.use_disk_backing {
+            if self.disk_file_path.as_os_str().is_empty() {
+                return Err(ConfigError::EmptyDiskPath);
+            }
+            return Err(ConfigError::DiskBackingUnsupported);
+        }
+        Ok(Config {
+            max_memory_pages,
+            use_disk_backing: self.use_disk_backing,
+            disk_file_path: self.disk_file_path,
+            compress_before_disk: self.compress_before_disk,
+            enable_verbose_logging: self.enable_verbose_logging,
+            encrypt_disk_pages: self.encrypt_disk_pages,
+            address_space: crate::page::round_up(self.address_space),
+        })
+    }
+}

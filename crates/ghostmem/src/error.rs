@@ -1,0 +1,109 @@
+//! Error types, one per layer; system errors keep their `io::Error`.
+
+use std::io;
+
+/// An invalid configuration, reported by [`crate::ConfigBuilder::build`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The page budget is below the minimum.
+    #[error("max_memory_pages = {pages} is too small: at least {min} pages must be resident so that an access spanning two pages can complete")]
+    BudgetTooSmall {
+        /// The requested budget.
+        pages: usize,
+        /// The smallest budget accepted.
+        min: usize,
+    },
+    /// The address-space reservation is out of range.
+    #[error("address_space = {bytes} bytes is out of range (one page up to {max} bytes)")]
+    AddressSpace {
+        /// The requested reservation.
+        bytes: usize,
+        /// The largest reservation accepted.
+        max: usize,
+    },
+    /// `encrypt_disk_pages` was set without `use_disk_backing`.
+    #[error("encrypt_disk_pages needs use_disk_backing: only pages written to disk are encrypted")]
+    EncryptionWithoutDisk,
+    /// `disk_file_path` is empty.
+    #[error("disk_file_path is empty")]
+    EmptyDiskPath,
+    /// Disk backing is not implemented in this version.
+    #[error("use_disk_backing is not supported yet: this version keeps evicted pages in process memory")]
+    DiskBackingUnsupported,
+}
+
+/// Errors creating an instance or allocating from it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A system call failed.
+    #[error("{op} failed: {source}")]
+    Sys {
+        /// What was being done.
+        op: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+    /// The budget could need more memory mappings than `vm.max_map_count` allows.
+    #[error("a budget of {budget} pages can need up to {needed} memory mappings, but vm.max_map_count is {limit} with {in_use} in use: lower max_memory_pages or raise the limit (sysctl -w vm.max_map_count=N)")]
+    MapCountLimit {
+        /// The configured budget.
+        budget: usize,
+        /// Mappings this instance may need in the worst case.
+        needed: usize,
+        /// The kernel's limit.
+        limit: usize,
+        /// Mappings the process already has.
+        in_use: usize,
+    },
+    /// Every slot of the process-wide instance table is taken.
+    #[error("too many live GhostMem instances in this process (at most {0})")]
+    TooManyInstances(usize),
+    /// A request of zero bytes.
+    #[error("zero-sized allocation")]
+    ZeroSize,
+    /// The size or alignment cannot be served (too large, or not a power of two).
+    #[error("cannot allocate {size} bytes aligned to {align}: exceeds the instance's reserved address space or the largest alignment")]
+    TooLarge {
+        /// Requested size.
+        size: usize,
+        /// Requested alignment.
+        align: usize,
+    },
+    /// The reserved address space is used up.
+    #[error("the instance's reserved address space ({reserved} bytes) is exhausted")]
+    OutOfAddressSpace {
+        /// Bytes reserved for the instance.
+        reserved: usize,
+    },
+}
+
+/// Why a deallocation was refused. A refused deallocation changes nothing.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
+#[non_exhaustive]
+pub enum FreeError {
+    /// The pointer is not inside this instance's memory.
+    #[error("pointer {0:#x} was not allocated by this instance")]
+    Foreign(usize),
+    /// The pointer is inside this instance's memory but is not the start of an allocation.
+    #[error("pointer {0:#x} is not the start of an allocation")]
+    NotAllocated(usize),
+    /// The allocation at this pointer was already freed.
+    #[error("pointer {0:#x} was already freed (double free)")]
+    DoubleFree(usize),
+    /// The size does not match the allocation.
+    #[error("pointer {ptr:#x} was allocated with {allocated} bytes but freed with {given}")]
+    SizeMismatch {
+        /// The pointer.
+        ptr: usize,
+        /// The allocation's size (its size class for small allocations).
+        allocated: usize,
+        /// The size passed to the free call.
+        given: usize,
+    },
+}

@@ -1,0 +1,310 @@
+//! `GhostMem`: one instance — an arena, its pager and its heap.
+#![allow(unsafe_code)]
+
+use std::alloc::Layout;
+use std::cell::Cell;
+use std::ptr::NonNull;
+use std::sync::OnceLock;
+
+use allocator_api2::alloc::{AllocError, Allocator};
+
+use crate::codec::Lz4;
+use crate::config::Config;
+use crate::error::{Error, FreeError};
+use crate::heap::Heap;
+use crate::page::page_size;
+use crate::pager::Pager;
+use crate::registry;
+use crate::stats::{Stats, add};
+use crate::store::MemoryStore;
+use crate::sys::{self, Arena};
+
+thread_local! {
+    /// Set while this thread runs engine code. [`crate::GhostGlobal`] then serves allocations
+    /// from the system allocator, so the engine's own metadata never lands in ghost memory.
+    static IN_ENGINE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as running engine code until dropped.
+pub(crate) struct EngineGuard(bool);
+
+impl EngineGuard {
+    pub fn enter() -> EngineGuard {
+        EngineGuard(IN_ENGINE.replace(true))
+    }
+    pub fn active() -> bool {
+        IN_ENGINE.get()
+    }
+}
+
+impl Drop for EngineGuard {
+    fn drop(&mut self) {
+        IN_ENGINE.set(self.0);
+    }
+}
+
+struct Inner {
+    config: Config,
+    heap: Heap,
+    pager: Pager,
+    slot: usize,
+}
+
+/// A ghost-memory instance: a reserved address space whose pages are kept under a resident
+/// budget, evicted (compressed) when cold, and restored on the next touch.
+///
+/// Allocate with [`GhostMem::alloc_raw`] / [`GhostMem::free_raw`], or use `&GhostMem` as an
+/// [`allocator_api2`] allocator. Dropping the instance releases all its memory: every pointer
+/// it handed out becomes invalid.
+pub struct GhostMem {
+    inner: Box<Inner>,
+}
+
+impl std::fmt::Debug for GhostMem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GhostMem")
+            .field("base", &format_args!("{:#x}", self.inner.pager.arena.base()))
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+/// The page budget for the process-wide instance, from `GHOSTMEM_MAX_PAGES`.
+pub const MAX_PAGES_ENV: &str = "GHOSTMEM_MAX_PAGES";
+
+impl GhostMem {
+    /// Create an instance. Reserves the configured address space (no RAM), installs the fault
+    /// handler if this is the first instance, and checks that the budget fits the kernel's
+    /// limit on memory mappings.
+    pub fn new(config: Config) -> Result<GhostMem, Error> {
+        let _engine = EngineGuard::enter();
+        let budget = config.max_memory_pages;
+        // Per-page protection splits the arena's mapping: with R resident runs it takes up to
+        // 2R+1 mappings, and R <= budget.
+        if let Some((limit, in_use)) = sys::map_count() {
+            let needed = 2 * budget + 1;
+            if in_use + needed > limit {
+                return Err(Error::MapCountLimit {
+                    budget,
+                    needed,
+                    limit,
+                    in_use,
+                });
+            }
+        }
+        sys::install_fault_handler().map_err(|source| Error::Sys {
+            op: "sigaction(SIGSEGV)",
+            source,
+        })?;
+        let arena = Arena::new(config.address_space)?;
+        let heap = Heap::new(arena.pages());
+        let pager = Pager::new(
+            arena,
+            budget,
+            Box::new(MemoryStore::new(page_size())),
+            Box::new(Lz4::new()),
+        );
+        let mut inner = Box::new(Inner {
+            config,
+            heap,
+            pager,
+            slot: usize::MAX,
+        });
+        inner.slot = registry::register(&inner.pager)?;
+        if inner.config.enable_verbose_logging {
+            tracing::info!(
+                budget_pages = budget,
+                address_space = inner.config.address_space,
+                base = format_args!("{:#x}", inner.pager.arena.base()),
+                "ghostmem instance created (in-memory store)"
+            );
+        }
+        Ok(GhostMem { inner })
+    }
+
+    /// The process-wide instance (the original's `GhostMemoryManager::Instance()`), created on
+    /// first use with the default configuration; the environment variable
+    /// `GHOSTMEM_MAX_PAGES` overrides the page budget.
+    ///
+    /// # Panics
+    /// If the instance cannot be created (see [`GhostMem::try_global`]).
+    pub fn global() -> &'static GhostMem {
+        match GhostMem::try_global() {
+            Ok(g) => g,
+            Err(e) => panic!("cannot create the process-wide ghostmem instance: {e}"),
+        }
+    }
+
+    /// The process-wide instance, or why it could not be created.
+    pub fn try_global() -> Result<&'static GhostMem, &'static Error> {
+        static GLOBAL: OnceLock<Result<GhostMem, Error>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let _engine = EngineGuard::enter();
+                let mut builder = Config::builder();
+                if let Some(v) = std::env::var_os(MAX_PAGES_ENV) {
+                    match v.to_str().and_then(|s| s.trim().parse::<usize>().ok()) {
+                        Some(pages) => builder = builder.max_memory_pages(pages),
+                        None => tracing::warn!(value = ?v, "{MAX_PAGES_ENV} is not a number; ignored"),
+                    }
+                }
+                GhostMem::new(builder.build()?)
+            })
+            .as_ref()
+    }
+
+    /// This instance's configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Whether `ptr` points into this instance's address space.
+    pub fn contains(&self, ptr: *const u8) -> bool {
+        let a = &self.inner.pager.arena;
+        (a.base()..a.base() + a.len()).contains(&(ptr as usize))
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> Stats {
+        let p = &self.inner.pager;
+        p.counters.snapshot(page_size(), p.budget())
+    }
+
+    /// Allocate `size` bytes (the original's `AllocateGhost`). The memory is 16-byte aligned,
+    /// page-aligned when `size` exceeds 2048 bytes. Small allocations share pages; a page
+    /// reads as zeros the first time it is touched, but a reused small slot is not cleared.
+    pub fn alloc_raw(&self, size: usize) -> Result<NonNull<u8>, Error> {
+        if size == 0 {
+            return Err(Error::ZeroSize);
+        }
+        self.alloc_layout(size, 16)
+    }
+
+    /// Free an allocation made by [`GhostMem::alloc_raw`] with the same `size` (the
+    /// original's `DeallocateGhost`). A null `ptr` is a no-op. Double frees, pointers this
+    /// instance did not hand out and wrong sizes are refused with an error and change nothing.
+    ///
+    /// # Safety
+    /// - No reference into the allocation may be used after it is freed (a later access to a
+    ///   released page is a segmentation fault, as with ordinary memory).
+    pub unsafe fn free_raw(&self, ptr: *mut u8, size: usize) -> Result<(), FreeError> {
+        if ptr.is_null() {
+            return Ok(());
+        }
+        self.free_layout(ptr, size, 16)
+    }
+
+    pub(crate) fn alloc_layout(&self, size: usize, align: usize) -> Result<NonNull<u8>, Error> {
+        let _engine = EngineGuard::enter();
+        let inner = &*self.inner;
+        let p = inner.heap.alloc(&inner.pager, size, align)?;
+        if inner.config.enable_verbose_logging {
+            tracing::trace!(ptr = ?p, size, align, "ghost allocation");
+        }
+        Ok(p)
+    }
+
+    pub(crate) fn free_layout(&self, ptr: *mut u8, size: usize, align: usize) -> Result<(), FreeError> {
+        let _engine = EngineGuard::enter();
+        let inner = &*self.inner;
+        let r = inner.heap.free(&inner.pager, ptr as usize, size, align);
+        match r {
+            Ok(()) if inner.config.enable_verbose_logging => {
+                tracing::trace!(?ptr, size, "ghost deallocation");
+            }
+            Ok(()) => {}
+            Err(e) => {
+                add(&inner.pager.counters.invalid_frees, 1);
+                if inner.config.enable_verbose_logging {
+                    tracing::warn!(error = %e, "refused deallocation");
+                }
+            }
+        }
+        r
+    }
+
+    /// Allocate for `layout`, zero-filled. Page runs are fresh or discarded pages and read as
+    /// zeros already; only slab slots need clearing.
+    pub(crate) fn alloc_zeroed_layout(&self, layout: Layout) -> Result<NonNull<u8>, Error> {
+        let p = self.alloc_layout(layout.size(), layout.align())?;
+        if !Heap::zeroed_on_alloc(layout.size(), layout.align()) {
+            // SAFETY: `p` is a fresh allocation of `layout.size()` bytes.
+            unsafe { p.as_ptr().write_bytes(0, layout.size()) };
+        }
+        Ok(p)
+    }
+}
+
+impl Drop for GhostMem {
+    fn drop(&mut self) {
+        let _engine = EngineGuard::enter();
+        registry::unregister(self.inner.slot);
+    }
+}
+
+fn dangling(layout: Layout) -> NonNull<u8> {
+    NonNull::new(std::ptr::without_provenance_mut(layout.align())).expect("alignment is non-zero")
+}
+
+// SAFETY: memory returned stays valid until deallocated or the instance is dropped (and the
+// `&GhostMem` borrow that `allocator_api2` collections hold keeps it alive); blocks never
+// overlap; zero-sized requests get a dangling, well-aligned pointer and are never passed on.
+unsafe impl Allocator for GhostMem {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(NonNull::slice_from_raw_parts(dangling(layout), 0));
+        }
+        let p = self
+            .alloc_layout(layout.size(), layout.align())
+            .map_err(|_| AllocError)?;
+        Ok(NonNull::slice_from_raw_parts(p, layout.size()))
+    }
+
+    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            return Ok(NonNull::slice_from_raw_parts(dangling(layout), 0));
+        }
+        let p = self.alloc_zeroed_layout(layout).map_err(|_| AllocError)?;
+        Ok(NonNull::slice_from_raw_parts(p, layout.size()))
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() == 0 {
+            return;
+        }
+        if let Err(e) = self.free_layout(ptr.as_ptr(), layout.size(), layout.align()) {
+            // The caller broke the allocator contract; refusing leaves memory as it was.
+            tracing::error!(error = %e, "invalid deallocation refused");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_survives_eviction_and_rss_budget_holds() {
+        let g = GhostMem::new(Config::builder().max_memory_pages(4).build().unwrap()).unwrap();
+        let page = page_size();
+        let pages = 64;
+        let p = g.alloc_raw(pages * page).unwrap().as_ptr();
+        for i in 0..pages * page / 8 {
+            // SAFETY: inside the allocation; 8-byte aligned (page-aligned base).
+            unsafe { p.cast::<u64>().add(i).write(i as u64 * 3 + 1) };
+        }
+        let s = g.stats();
+        assert!(s.resident_pages <= 4, "{s:?}");
+        assert_eq!(s.evictions, pages as u64 - 4);
+        for i in 0..pages * page / 8 {
+            // SAFETY: as above.
+            assert_eq!(unsafe { p.cast::<u64>().add(i).read() }, i as u64 * 3 + 1);
+        }
+        let s = g.stats();
+        assert!(s.restores >= pages as u64 - 4, "{s:?}");
+        // SAFETY: allocated above with this size, not used afterwards.
+        unsafe { g.free_raw(p, pages * page) }.unwrap();
+        let s = g.stats();
+        assert_eq!((s.resident_pages, s.evicted_pages, s.allocated_pages), (0, 0, 0));
+    }
+}

@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod codec;
+mod config;
+mod error;
+mod global;
+mod heap;
+mod instance;
+mod page;
+mod pager;
+mod registry;
+mod stats;
+pub mod store;
+mod sys;
+
+pub use config::{
+    Config, ConfigBuilder, DEFAULT_ADDRESS_SPACE, DEFAULT_MAX_MEMORY_PAGES, MIN_MAX_MEMORY_PAGES,
+};
+pub use error::{ConfigError, Error, FreeError};
+pub use global::GhostGlobal;
+pub use instance::GhostMem;
+pub use page::{PageId, page_size};
+pub use stats::Stats;

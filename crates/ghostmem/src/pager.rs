@@ -1,0 +1,506 @@
+//! The pager: which pages are resident, evicting the coldest when the budget is full, and
+//! restoring evicted pages on a fault.
+//!
+//! Every page of an instance's arena has an entry in the page table:
+//!
+//! ```text
+//!   Free ──allocate──▶ Fresh ──first touch──▶ Resident ──evict──▶ Zero | Same | Stored
+//!    ▲                  (hole, no access)      (in the CLOCK ring)   (tag only / block in store)
+//!    │                                              ▲                        │
+//!    └────────────── release (free) ◀───────────────┴────── restore ◀────────┘
+//! ```
+//!
+//! Resident pages occupy slots of a CLOCK ring with one slot per budget page. A page that
+//! comes in takes a free slot, or the slot of the victim the hand picks: the hand skips (and
+//! clears) slots whose page was referenced since it last passed. The access backend only sees
+//! faults, not accesses to resident pages, so a page is marked referenced when it comes in:
+//! every page survives one sweep of the hand after its fault. Each step is O(1); a search
+//! never visits more than two sweeps of the ring.
+//!
+//! Locking: one mutex per instance. The fault handler takes it with every signal blocked (the
+//! handler's `sa_mask`); ordinary code takes it only inside [`SignalsBlocked`], so a thread
+//! holding it is never interrupted by a handler on the same thread. All buffers the fault path
+//! uses are allocated when the pager is created.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::codec::{Codec, PageClass, classify, compressed_limit, fill_same};
+use crate::page::{PageId, PageRun, page_size};
+use crate::registry::Outcome;
+use crate::stats::{Counters, add, sub};
+use crate::store::{BlockRef, PageStore};
+use crate::sys::{Arena, SignalsBlocked};
+
+/// How access to ghost pages is granted and revoked: the seam between the pager and the way
+/// faults are delivered (SIGSEGV + `mprotect` now; userfaultfd later).
+///
+/// # Contract
+/// Both methods run inside the fault path: no allocation, no locks, results reported.
+pub(crate) trait Access: Send + Sync {
+    /// Make `run` inaccessible. When this returns no thread can read or write those pages.
+    fn revoke(&self, arena: &Arena, run: PageRun) -> rustix::io::Result<()>;
+    /// Make `page` accessible, holding `contents` (`None`: the page is a hole, reads as zeros).
+    fn grant(&self, arena: &Arena, page: PageId, contents: Option<&[u8]>)
+    -> rustix::io::Result<()>;
+}
+
+/// The signal backend: protection changes with `mprotect`, contents through the memfd.
+pub(crate) struct Mprotect;
+
+impl Access for Mprotect {
+    fn revoke(&self, arena: &Arena, run: PageRun) -> rustix::io::Result<()> {
+        arena.set_access(run, false)
+    }
+    fn grant(
+        &self,
+        arena: &Arena,
+        page: PageId,
+        contents: Option<&[u8]>,
+    ) -> rustix::io::Result<()> {
+        if let Some(bytes) = contents {
+            arena.write_page(page, bytes)?;
+        }
+        arena.set_access(PageRun { first: page, count: 1 }, true)
+    }
+}
+
+/// A page's state. Stored in two words per page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    /// Not part of any allocation.
+    Free,
+    /// Allocated, never touched (or its contents are all zero and it holds no RAM).
+    Fresh,
+    /// In RAM and accessible, in CLOCK slot `slot`.
+    Resident { slot: u32 },
+    /// Evicted; it was all zeros.
+    Zero,
+    /// Evicted; it was one repeated word.
+    Same(u64),
+    /// Evicted into the store.
+    Stored { block: BlockRef, len: u32, raw: bool },
+}
+
+const K_FREE: u64 = 0;
+const K_FRESH: u64 = 1;
+const K_RESIDENT: u64 = 2;
+const K_ZERO: u64 = 3;
+const K_SAME: u64 = 4;
+const K_LZ4: u64 = 5;
+const K_RAW: u64 = 6;
+
+impl Entry {
+    fn encode(self) -> [u64; 2] {
+        match self {
+            Entry::Free => [K_FREE, 0],
+            Entry::Fresh => [K_FRESH, 0],
+            Entry::Resident { slot } => [K_RESIDENT | u64::from(slot) << 32, 0],
+            Entry::Zero => [K_ZERO, 0],
+            Entry::Same(w) => [K_SAME, w],
+            Entry::Stored { block, len, raw } => {
+                [if raw { K_RAW } else { K_LZ4 } | u64::from(len) << 32, block.0]
+            }
+        }
+    }
+    fn decode([w0, w1]: [u64; 2]) -> Entry {
+        let aux = (w0 >> 32) as u32;
+        match w0 & 0xff {
+            K_FRESH => Entry::Fresh,
+            K_RESIDENT => Entry::Resident { slot: aux },
+            K_ZERO => Entry::Zero,
+            K_SAME => Entry::Same(w1),
+            K_LZ4 | K_RAW => Entry::Stored {
+                block: BlockRef(w1),
+                len: aux,
+                raw: w0 & 0xff == K_RAW,
+            },
+            _ => Entry::Free,
+        }
+    }
+}
+
+const EMPTY: u32 = u32::MAX;
+
+/// The CLOCK ring of resident pages: one slot per budget page.
+struct Clock {
+    pages: Box<[u32]>,
+    referenced: Box<[bool]>,
+    free: Vec<u32>,
+    hand: usize,
+}
+
+impl Clock {
+    fn new(slots: usize) -> Clock {
+        let n = u32::try_from(slots).expect("budget fits in u32");
+        Clock {
+            pages: vec![EMPTY; slots].into_boxed_slice(),
+            referenced: vec![false; slots].into_boxed_slice(),
+            free: (0..n).rev().collect(),
+            hand: 0,
+        }
+    }
+
+    fn take_free(&mut self) -> Option<u32> {
+        self.free.pop()
+    }
+
+    /// Pick the slot to reuse when every slot is occupied.
+    fn victim(&mut self) -> (u32, PageId) {
+        loop {
+            let slot = self.hand;
+            self.hand = (self.hand + 1) % self.pages.len();
+            let page = self.pages[slot];
+            if page == EMPTY {
+                continue;
+            }
+            if std::mem::take(&mut self.referenced[slot]) {
+                continue;
+            }
+            return (slot as u32, PageId(page));
+        }
+    }
+
+    fn occupy(&mut self, slot: u32, page: PageId) {
+        self.pages[slot as usize] = page.0;
+        self.referenced[slot as usize] = true;
+    }
+
+    fn vacate(&mut self, slot: u32) {
+        self.pages[slot as usize] = EMPTY;
+        self.referenced[slot as usize] = false;
+        // `free` was allocated with one place per slot, so this never allocates.
+        self.free.push(slot);
+    }
+
+    fn touch(&mut self, slot: u32) {
+        self.referenced[slot as usize] = true;
+    }
+}
+
+/// A failed step on the fault path: which system call or component, and the errno.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failure {
+    pub what: &'static str,
+    pub errno: i32,
+}
+
+fn failed(what: &'static str) -> impl FnOnce(rustix::io::Errno) -> Failure {
+    move |e| Failure {
+        what,
+        errno: e.raw_os_error(),
+    }
+}
+
+struct State {
+    table: Vec<[u64; 2]>,
+    clock: Clock,
+    store: Box<dyn PageStore>,
+    codec: Box<dyn Codec>,
+    page_buf: Box<[u8]>,
+    out_buf: Box<[u8]>,
+}
+
+impl State {
+    fn get(&self, page: PageId) -> Entry {
+        Entry::decode(self.table[page.index()])
+    }
+    fn set(&mut self, page: PageId, e: Entry) {
+        self.table[page.index()] = e.encode();
+    }
+}
+
+/// One instance's pager. Lives at a stable address (boxed) for the fault handler.
+pub(crate) struct Pager {
+    pub arena: Arena,
+    pub counters: Counters,
+    access: Box<dyn Access>,
+    budget: usize,
+    state: Mutex<State>,
+}
+
+/// The pager lock taken from ordinary code: signals blocked first, released last.
+struct OrdinaryLock<'a> {
+    guard: MutexGuard<'a, State>,
+    _blocked: SignalsBlocked,
+}
+
+impl Pager {
+    pub fn new(
+        arena: Arena,
+        budget: usize,
+        store: Box<dyn PageStore>,
+        codec: Box<dyn Codec>,
+    ) -> Pager {
+        let page = page_size();
+        let pages = arena.pages();
+        Pager {
+            // Zeroed allocation: the kernel supplies zero pages lazily, so an entry costs RAM
+            // only once its page has been used.
+            state: Mutex::new(State {
+                table: vec![[0u64; 2]; pages],
+                clock: Clock::new(budget),
+                store,
+                codec,
+                page_buf: vec![0u8; page].into_boxed_slice(),
+                out_buf: vec![0u8; page].into_boxed_slice(),
+            }),
+            arena,
+            counters: Counters::default(),
+            access: Box::new(Mprotect),
+            budget,
+        }
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    fn lock_ordinary(&self) -> OrdinaryLock<'_> {
+        let blocked = SignalsBlocked::new();
+        OrdinaryLock {
+            guard: self.state.lock().unwrap_or_else(PoisonError::into_inner),
+            _blocked: blocked,
+        }
+    }
+
+    /// Resolve a fault on `page`. Runs in the fault handler.
+    pub fn fault(&self, page: PageId) -> Outcome {
+        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let st = &mut *guard;
+        match st.get(page) {
+            Entry::Free => Outcome::NotOurs,
+            Entry::Resident { slot } => {
+                // Another thread brought it in while we waited for the lock.
+                st.clock.touch(slot);
+                add(&self.counters.faults, 1);
+                Outcome::Handled
+            }
+            entry => match self.bring_in(st, page, entry) {
+                Ok(()) => {
+                    add(&self.counters.faults, 1);
+                    Outcome::Handled
+                }
+                Err(f) => Outcome::Fatal {
+                    what: f.what,
+                    errno: f.errno,
+                },
+            },
+        }
+    }
+
+    fn bring_in(&self, st: &mut State, page: PageId, entry: Entry) -> Result<(), Failure> {
+        let slot = match st.clock.take_free() {
+            Some(slot) => slot,
+            None => {
+                let (slot, victim) = st.clock.victim();
+                self.evict(st, victim)?;
+                slot
+            }
+        };
+        let c = &self.counters;
+        let contents = match entry {
+            Entry::Fresh => {
+                add(&c.first_touches, 1);
+                None
+            }
+            Entry::Zero => None,
+            Entry::Same(word) => {
+                fill_same(&mut st.page_buf, word);
+                Some(&st.page_buf[..])
+            }
+            Entry::Stored { block, len, raw } => {
+                let State {
+                    store,
+                    codec,
+                    page_buf,
+                    out_buf,
+                    ..
+                } = st;
+                let len = len as usize;
+                let data = store
+                    .load(page, block, len, out_buf)
+                    .map_err(|e| Failure {
+                        what: "reading the page store",
+                        errno: e.errno(),
+                    })?;
+                if raw {
+                    page_buf.copy_from_slice(data);
+                } else {
+                    codec.decompress(data, page_buf).map_err(|_| Failure {
+                        what: "decompressing a stored page",
+                        errno: 0,
+                    })?;
+                }
+                store.remove(page, block, len);
+                Some(&page_buf[..])
+            }
+            Entry::Free | Entry::Resident { .. } => unreachable!("handled by the caller"),
+        };
+        self.access
+            .grant(&self.arena, page, contents)
+            .map_err(failed("granting access (pwrite + mprotect)"))?;
+        if entry != Entry::Fresh {
+            self.count_evicted(entry, false);
+            add(&c.restores, 1);
+        }
+        st.set(page, Entry::Resident { slot });
+        st.clock.occupy(slot, page);
+        add(&c.resident_pages, 1);
+        Ok(())
+    }
+
+    /// Evict the resident page `victim`. Its CLOCK slot is left to the caller.
+    fn evict(&self, st: &mut State, victim: PageId) -> Result<(), Failure> {
+        let run = PageRun {
+            first: victim,
+            count: 1,
+        };
+        // Revoke first: from here on no thread can store to the page, so what we read is final.
+        self.access
+            .revoke(&self.arena, run)
+            .map_err(failed("revoking access (mprotect)"))?;
+        self.arena
+            .read_page(victim, &mut st.page_buf)
+            .map_err(failed("reading the page (pread)"))?;
+        let entry = match classify(&st.page_buf) {
+            PageClass::Zero => Entry::Zero,
+            PageClass::Same(word) => Entry::Same(word),
+            PageClass::Data => {
+                let limit = compressed_limit(st.page_buf.len());
+                let (data, raw) = match st.codec.compress(&st.page_buf, &mut st.out_buf[..limit]) {
+                    Some(n) => (&st.out_buf[..n], false),
+                    None => (&st.page_buf[..], true),
+                };
+                let block = st.store.put(victim, data).map_err(|e| Failure {
+                    what: "storing an evicted page",
+                    errno: e.errno(),
+                })?;
+                Entry::Stored {
+                    block,
+                    len: u32::try_from(data.len()).expect("a page fits in u32"),
+                    raw,
+                }
+            }
+        };
+        self.arena
+            .discard(run)
+            .map_err(failed("freeing the page (fallocate PUNCH_HOLE)"))?;
+        st.set(victim, entry);
+        let c = &self.counters;
+        sub(&c.resident_pages, 1);
+        add(&c.evictions, 1);
+        self.count_evicted(entry, true);
+        c.store_reserved_bytes
+            .store(st.store.reserved_bytes(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Adjust the gauges of evicted pages when `entry` enters (`true`) or leaves the store.
+    fn count_evicted(&self, entry: Entry, enters: bool) {
+        let c = &self.counters;
+        let change = |counter: &std::sync::atomic::AtomicU64, n: u64| {
+            if enters { add(counter, n) } else { sub(counter, n) }
+        };
+        change(&c.evicted_pages, 1);
+        match entry {
+            Entry::Zero => change(&c.zero_pages, 1),
+            Entry::Same(_) => change(&c.same_filled_pages, 1),
+            Entry::Stored { len, raw, .. } => {
+                change(&c.compressed_bytes, u64::from(len));
+                change(
+                    if raw {
+                        &c.incompressible_pages
+                    } else {
+                        &c.compressed_pages
+                    },
+                    1,
+                );
+            }
+            Entry::Free | Entry::Fresh | Entry::Resident { .. } => {}
+        }
+    }
+
+    /// Mark the pages of a new allocation: the next touch gives a zero page.
+    pub fn activate(&self, run: PageRun) {
+        let mut lock = self.lock_ordinary();
+        for page in run.pages() {
+            debug_assert_eq!(lock.guard.get(page), Entry::Free);
+            lock.guard.set(page, Entry::Fresh);
+        }
+    }
+
+    /// Release the pages of a freed allocation, resident or evicted: their RAM and stored data
+    /// are freed and any later access is an ordinary segmentation fault.
+    pub fn release(&self, run: PageRun) -> Result<(), Failure> {
+        let mut lock = self.lock_ordinary();
+        let st = &mut *lock.guard;
+        for page in run.pages() {
+            let entry = st.get(page);
+            match entry {
+                Entry::Resident { slot } => {
+                    st.clock.vacate(slot);
+                    sub(&self.counters.resident_pages, 1);
+                }
+                Entry::Stored { block, len, .. } => {
+                    st.store.remove(page, block, len as usize);
+                    self.count_evicted(entry, false);
+                }
+                Entry::Zero | Entry::Same(_) => self.count_evicted(entry, false),
+                Entry::Free | Entry::Fresh => {}
+            }
+            st.set(page, Entry::Free);
+        }
+        self.access
+            .revoke(&self.arena, run)
+            .map_err(failed("revoking access (mprotect)"))?;
+        self.arena
+            .discard(run)
+            .map_err(failed("freeing pages (fallocate PUNCH_HOLE)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip() {
+        for e in [
+            Entry::Free,
+            Entry::Fresh,
+            Entry::Resident { slot: 7 },
+            Entry::Zero,
+            Entry::Same(u64::MAX),
+            Entry::Stored {
+                block: BlockRef(0x7fff_1234_5000),
+                len: 4096,
+                raw: true,
+            },
+            Entry::Stored {
+                block: BlockRef(64),
+                len: 1,
+                raw: false,
+            },
+        ] {
+            assert_eq!(Entry::decode(e.encode()), e);
+        }
+    }
+
+    #[test]
+    fn clock_gives_a_second_chance() {
+        let mut c = Clock::new(3);
+        for p in 0..3 {
+            let s = c.take_free().unwrap();
+            c.occupy(s, PageId(p));
+        }
+        assert_eq!(c.take_free(), None);
+        // All referenced: the first sweep clears, the second picks slot 0.
+        let (slot, page) = c.victim();
+        assert_eq!((slot, page), (0, PageId(0)));
+        c.occupy(slot, PageId(10));
+        // Slot 0 is referenced again; slots 1 and 2 were cleared: slot 1 goes next.
+        assert_eq!(c.victim(), (1, PageId(1)));
+        c.vacate(2);
+        assert_eq!(c.take_free(), Some(2));
+    }
+}

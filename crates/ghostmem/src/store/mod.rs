@@ -1,0 +1,66 @@
+//! Where evicted pages live.
+//!
+//! The pager hands a [`PageStore`] the encoded bytes of a page it evicts and gets back a
+//! [`BlockRef`]; on restore it asks for the bytes again and then removes them. This version
+//! ships the in-memory store ([`MemoryStore`]); a disk-backed store implements the same trait.
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use crate::page::PageId;
+
+/// An opaque reference to a stored block, meaningful only to the store that issued it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockRef(pub u64);
+
+/// A store failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not get memory or space for a block (errno from the OS).
+    #[error("out of memory for the page store (errno {0})")]
+    OutOfMemory(i32),
+    /// Reading or writing the backing medium failed (errno).
+    #[error("store I/O failed (errno {0})")]
+    Io(i32),
+    /// The stored bytes failed verification.
+    #[error("stored block is corrupt")]
+    Corrupt,
+}
+
+impl StoreError {
+    /// The errno to report, if the failure came from the OS.
+    pub fn errno(self) -> i32 {
+        match self {
+            StoreError::OutOfMemory(e) | StoreError::Io(e) => e,
+            StoreError::Corrupt => 0,
+        }
+    }
+}
+
+/// A home for evicted pages.
+///
+/// # Contract
+/// Every method runs with the pager lock held, and `put`, `load` and `remove` run inside the
+/// page-fault handler (possibly a signal handler on a small stack, while the global allocator
+/// may itself be ghost memory). An implementation must never allocate through the global
+/// allocator on those paths (it may obtain memory directly from the OS), never take a lock that
+/// other code can hold, and never ignore a system call's result.
+pub trait PageStore: Send {
+    /// Store the encoded bytes of `page` (1 to page-size bytes).
+    fn put(&mut self, page: PageId, data: &[u8]) -> Result<BlockRef, StoreError>;
+    /// The bytes stored as `block` (of length `len`), either borrowed from the store or read
+    /// into `scratch` (at least a page long).
+    fn load<'a>(
+        &'a mut self,
+        page: PageId,
+        block: BlockRef,
+        len: usize,
+        scratch: &'a mut [u8],
+    ) -> Result<&'a [u8], StoreError>;
+    /// Forget `block`; its space may be reused.
+    fn remove(&mut self, page: PageId, block: BlockRef, len: usize);
+    /// Bytes of memory (or file) the store has reserved, including free space.
+    fn reserved_bytes(&self) -> u64;
+}

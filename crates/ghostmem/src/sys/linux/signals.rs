@@ -1,0 +1,180 @@
+//! The SIGSEGV fault handler (the signal backend), and signal masking for critical sections.
+//!
+//! Rules the handler keeps (it runs at an arbitrary instruction of an arbitrary thread):
+//! - it never allocates and never takes a lock that a thread can hold while it can be
+//!   interrupted: ordinary code takes the pager lock only with every signal blocked
+//!   ([`SignalsBlocked`]), and the handler itself runs with every signal blocked (`sa_mask`);
+//! - it saves and restores `errno`;
+//! - a fault it does not own goes to the handler that was installed before it (chaining), so
+//!   wild pointers still kill the process with SIGSEGV and Rust's stack-overflow report works;
+//! - a fatal error is reported with `write(2)` and `abort()`.
+
+use std::cell::UnsafeCell;
+use std::ffi::c_void;
+use std::io;
+use std::mem::MaybeUninit;
+use std::sync::Once;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use crate::registry::{Outcome, on_fault};
+
+struct PreviousAction(UnsafeCell<MaybeUninit<libc::sigaction>>);
+// SAFETY: written exactly once, inside `INSTALL.call_once`, before our handler is installed;
+// only read afterwards (by the handler), so there is no concurrent write.
+unsafe impl Sync for PreviousAction {}
+
+static PREVIOUS: PreviousAction = PreviousAction(UnsafeCell::new(MaybeUninit::uninit()));
+static INSTALL: Once = Once::new();
+static INSTALL_ERROR: AtomicI32 = AtomicI32::new(0);
+
+/// Install the process-wide SIGSEGV handler (once). Returns the error of the first attempt.
+pub(crate) fn install_fault_handler() -> io::Result<()> {
+    INSTALL.call_once(|| {
+        // SAFETY: `sigaction` with a zeroed struct filled field by field is the documented way to
+        // install a handler; `PREVIOUS` is written before the new handler can run (see
+        // `PreviousAction`).
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sigsegv as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+            libc::sigfillset(&mut action.sa_mask);
+            let previous = (*PREVIOUS.0.get()).as_mut_ptr();
+            if libc::sigaction(libc::SIGSEGV, &action, previous) != 0 {
+                let errno = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL);
+                INSTALL_ERROR.store(errno, Ordering::Relaxed);
+            }
+        }
+    });
+    match INSTALL_ERROR.load(Ordering::Relaxed) {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+extern "C" fn on_sigsegv(signum: libc::c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
+    // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler, and errno is this
+    // thread's own.
+    let (saved_errno, addr) = unsafe { (*libc::__errno_location(), (*info).si_addr() as usize) };
+    match on_fault(addr) {
+        Outcome::Handled => {}
+        Outcome::NotOurs => chain(signum, info, context),
+        Outcome::Fatal { what, errno } => fatal_fault(addr, what, errno),
+    }
+    // SAFETY: restoring this thread's errno as the interrupted code left it.
+    unsafe { *libc::__errno_location() = saved_errno };
+}
+
+/// Hand a fault that is not ours to the handler that was installed before ours.
+fn chain(signum: libc::c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
+    // SAFETY: `PREVIOUS` was initialized by `sigaction` before this handler was installed.
+    let previous = unsafe { (*PREVIOUS.0.get()).assume_init_ref() };
+    let handler = previous.sa_sigaction;
+    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        // Restore the default action and return: the faulting instruction runs again and the
+        // kernel terminates the process with SIGSEGV, exactly as without ghostmem.
+        // SAFETY: a zeroed sigaction with SIG_DFL is a valid argument.
+        let rc = unsafe {
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(signum, &dfl, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            fatal("ghostmem: cannot restore the default SIGSEGV action for a foreign fault\n");
+        }
+    } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was installed with SA_SIGINFO, so this is its signature.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void) =
+            unsafe { std::mem::transmute(handler) };
+        f(signum, info, context);
+    } else {
+        // SAFETY: a handler installed without SA_SIGINFO takes only the signal number.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+        f(signum);
+    }
+}
+
+/// Write `msg` to standard error and abort. Async-signal-safe.
+pub(crate) fn fatal(msg: &str) -> ! {
+    write_stderr(msg.as_bytes());
+    // SAFETY: abort is async-signal-safe and never returns.
+    unsafe { libc::abort() }
+}
+
+fn write_stderr(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: writing from a valid buffer to fd 2.
+        let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        if n <= 0 {
+            return; // nothing more can be done for a diagnostic on the way to abort
+        }
+        bytes = &bytes[n.unsigned_abs()..];
+    }
+}
+
+/// Format a number into `buf` without allocating; returns the digits.
+fn fmt_num(mut n: u64, radix: u64, buf: &mut [u8; 24]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        let d = (n % radix) as u8;
+        buf[i] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+        n /= radix;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+fn fatal_fault(addr: usize, what: &'static str, errno: i32) -> ! {
+    let mut b = [0u8; 24];
+    write_stderr(b"ghostmem: fatal: cannot resolve a fault on ghost memory at 0x");
+    write_stderr(fmt_num(addr as u64, 16, &mut b));
+    write_stderr(b": ");
+    write_stderr(what.as_bytes());
+    write_stderr(b" failed with errno ");
+    write_stderr(fmt_num(u64::from(errno.unsigned_abs()), 10, &mut b));
+    if errno == libc::ENOMEM {
+        write_stderr(
+            b" (ENOMEM: out of memory, or the process reached vm.max_map_count; \
+              lower max_memory_pages or raise the sysctl)",
+        );
+    }
+    fatal("\n")
+}
+
+/// Blocks every signal on this thread while alive; restores the previous mask on drop.
+///
+/// Ordinary code holds the pager lock only inside one of these, so no signal handler on the
+/// same thread (ours, or an application handler that touches ghost memory) can run while the
+/// lock is held, and the fault handler can never wait for a lock its own thread holds.
+pub(crate) struct SignalsBlocked {
+    previous: libc::sigset_t,
+}
+
+impl SignalsBlocked {
+    pub fn new() -> Self {
+        // SAFETY: sigset_t is plain data initialized by sigfillset/pthread_sigmask.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut previous: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
+            if rc != 0 {
+                fatal("ghostmem: pthread_sigmask(SIG_BLOCK) failed\n");
+            }
+            SignalsBlocked { previous }
+        }
+    }
+}
+
+impl Drop for SignalsBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restoring the mask saved by `new` on this same thread.
+        let rc = unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            fatal("ghostmem: pthread_sigmask(SIG_SETMASK) failed\n");
+        }
+    }
+}
