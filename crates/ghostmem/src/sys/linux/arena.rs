@@ -70,7 +70,12 @@ impl Arena {
             op: "mmap(arena)",
             source: io::Error::other("mapped at address zero"),
         })?;
-        Ok(Arena { fd, base, len })
+        let arena = Arena { fd, base, len };
+        // The mapping is shared: a forked child would otherwise write into the parent's pages.
+        // SAFETY: advice on our own mapping; it changes only what fork() copies.
+        unsafe { rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxDontFork) }
+            .map_err(sys("madvise(MADV_DONTFORK)"))?;
+        Ok(arena)
     }
 
     /// First address of the user view.

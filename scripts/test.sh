@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The project's test command: everything CI checks, on a fresh machine.
+# Usage: scripts/test.sh        (from anywhere inside the checkout)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "lints"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "unit, property, integration and doc tests"
+cargo test --workspace
+
+step "build release binaries and examples"
+cargo build --release --workspace --examples --bins --quiet
+for ex in global_allocator allocator_api; do
+  step "example $ex"
+  "target/release/examples/$ex"
+done
+
+step "acceptance: seq bench, 256 MiB under a 16 MiB budget"
+target/release/ghostmem bench --workload seq --size 256MiB --budget 16MiB --json | tee target/bench-seq.json
+python3 - target/bench-seq.json <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+budget_kib = r["budget_bytes"] / 1024
+limit = budget_kib + r["compressed_bytes"] / 1024 + 16 * 1024
+assert r["verified"] is True, "bench did not verify its data"
+assert r["rss_peak_kib"] <= limit, f"rss_peak_kib {r['rss_peak_kib']} > budget + compressed + 16 MiB = {limit:.0f}"
+print(f"ok: verified, rss_peak_kib {r['rss_peak_kib']} <= {limit:.0f}")
+PY
+
+step "acceptance: stress, 4 threads, 8-page budget, 20 s"
+target/release/ghostmem stress --threads 4 --budget 8 --seconds 20
+
+printf '\nall checks passed\n'
