@@ -49,7 +49,8 @@ fn class_size(class: u8) -> usize {
 struct Slab {
     class: u8,
     live: u16,
-    in_partial: bool,
+    /// Position in its class's partial list, while it has both live and free slots.
+    partial_at: Option<u32>,
     used: [u64; MAX_SLOTS / 64],
 }
 
@@ -167,6 +168,31 @@ struct HeapState {
     tags: Vec<u8>,
 }
 
+impl HeapState {
+    /// Put slab `page` on its class's partial list (no-op if it is there).
+    fn list(&mut self, page: u32) {
+        let slab = self.slabs.get_mut(&page).expect("slab exists");
+        if slab.partial_at.is_none() {
+            let list = &mut self.partial[usize::from(slab.class)];
+            slab.partial_at = Some(u32::try_from(list.len()).expect("slab count fits in u32"));
+            list.push(page);
+        }
+    }
+
+    /// Take slab `page` off its class's partial list (no-op if it is not there). O(1).
+    fn unlist(&mut self, page: u32) {
+        let slab = self.slabs.get_mut(&page).expect("slab exists");
+        let Some(at) = slab.partial_at.take() else {
+            return;
+        };
+        let list = &mut self.partial[usize::from(slab.class)];
+        list.swap_remove(at as usize);
+        if let Some(&moved) = list.get(at as usize) {
+            self.slabs.get_mut(&moved).expect("listed slab exists").partial_at = Some(at);
+        }
+    }
+}
+
 /// The allocator of one instance.
 pub(crate) struct Heap {
     state: Mutex<HeapState>,
@@ -231,18 +257,13 @@ impl Heap {
     }
 
     fn alloc_small(st: &mut HeapState, pager: &Pager, class: u8) -> Result<(u32, usize), Error> {
-        let partial = &mut st.partial[usize::from(class)];
-        while let Some(&page) = partial.last() {
-            let slab = st.slabs.get_mut(&page).expect("partial slabs exist");
-            if let Some(slot) = slab.take() {
-                if slab.is_full() {
-                    slab.in_partial = false;
-                    partial.pop();
-                }
-                return Ok((page, slot));
+        if let Some(&page) = st.partial[usize::from(class)].last() {
+            let slab = st.slabs.get_mut(&page).expect("slabs in a partial list exist");
+            let slot = slab.take().expect("slabs in a partial list have a free slot");
+            if slab.is_full() {
+                st.unlist(page);
             }
-            slab.in_partial = false;
-            partial.pop();
+            return Ok((page, slot));
         }
         let page = st.runs.alloc(1, 1).ok_or(Error::OutOfAddressSpace {
             reserved: pager.arena.len(),
@@ -256,15 +277,15 @@ impl Heap {
         let mut slab = Slab {
             class,
             live: 0,
-            in_partial: false,
+            partial_at: None,
             used: [0; MAX_SLOTS / 64],
         };
         let slot = slab.take().expect("a new slab has room");
-        if !slab.is_full() {
-            slab.in_partial = true;
-            st.partial[usize::from(class)].push(page);
-        }
+        let full = slab.is_full();
         st.slabs.insert(page, slab);
+        if !full {
+            st.list(page);
+        }
         Ok((page, slot))
     }
 
@@ -299,16 +320,14 @@ impl Heap {
             }
             slab.put(slot);
             if slab.live == 0 {
+                st.unlist(index);
                 st.slabs.remove(&index);
                 Some(PageRun {
                     first: PageId(index),
                     count: 1,
                 })
             } else {
-                if !slab.in_partial {
-                    slab.in_partial = true;
-                    st.partial[usize::from(class)].push(index);
-                }
+                st.list(index);
                 None
             }
         } else if tag == Tag::LargeHead as u8 && offset == 0 {
