@@ -7,7 +7,9 @@ use std::io;
 #[non_exhaustive]
 pub enum ConfigError {
     /// The page budget is below the minimum.
-    #[error("max_memory_pages = {pages} is too small: at least {min} pages must be resident so that an access spanning two pages can complete")]
+    #[error(
+        "max_memory_pages = {pages} is too small: at least {min} pages must be resident so that an access spanning two pages can complete"
+    )]
     BudgetTooSmall {
         /// The requested budget.
         pages: usize,
@@ -29,7 +31,9 @@ pub enum ConfigError {
     #[error("disk_file_path is empty")]
     EmptyDiskPath,
     /// Disk backing is not implemented in this version.
-    #[error("use_disk_backing is not supported yet: this version keeps evicted pages in process memory")]
+    #[error(
+        "use_disk_backing is not supported yet: this version keeps evicted pages in process memory"
+    )]
     DiskBackingUnsupported,
 }
 
@@ -50,7 +54,9 @@ pub enum Error {
         source: io::Error,
     },
     /// The budget could need more memory mappings than `vm.max_map_count` allows.
-    #[error("a budget of {budget} pages can need up to {needed} memory mappings, but vm.max_map_count is {limit} with {in_use} in use: lower max_memory_pages or raise the limit (sysctl -w vm.max_map_count=N)")]
+    #[error(
+        "a budget of {budget} pages can need up to {needed} memory mappings, but vm.max_map_count is {limit} with {in_use} in use: lower max_memory_pages or raise the limit (sysctl -w vm.max_map_count=N)"
+    )]
     MapCountLimit {
         /// The configured budget.
         budget: usize,
@@ -68,7 +74,9 @@ pub enum Error {
     #[error("zero-sized allocation")]
     ZeroSize,
     /// The size or alignment cannot be served (too large, or not a power of two).
-    #[error("cannot allocate {size} bytes aligned to {align}: exceeds the instance's reserved address space or the largest alignment")]
+    #[error(
+        "cannot allocate {size} bytes aligned to {align}: exceeds the instance's reserved address space or the largest alignment"
+    )]
     TooLarge {
         /// Requested size.
         size: usize,

@@ -46,7 +46,9 @@ impl GhostGlobal {
                 match made {
                     Ok(g) => Some(g),
                     Err(e) => {
-                        eprintln!("ghostmem: global allocator falls back to the system allocator: {e}");
+                        eprintln!(
+                            "ghostmem: global allocator falls back to the system allocator: {e}"
+                        );
                         None
                     }
                 }
@@ -56,7 +58,10 @@ impl GhostGlobal {
 
     /// Statistics of the instance, once it exists.
     pub fn stats(&self) -> Option<Stats> {
-        self.instance.get().and_then(Option::as_ref).map(GhostMem::stats)
+        self.instance
+            .get()
+            .and_then(Option::as_ref)
+            .map(GhostMem::stats)
     }
 
     fn owner(&self, ptr: *mut u8) -> Option<&GhostMem> {

@@ -39,7 +39,7 @@ fn class_for(size: usize, align: usize) -> Option<u8> {
     CLASSES
         .iter()
         .position(|&c| usize::from(c) >= size && usize::from(c) % align == 0)
-        .map(|i| i as u8)
+        .map(|i| u8::try_from(i).expect("24 classes"))
 }
 
 fn class_size(class: u8) -> usize {
@@ -188,7 +188,10 @@ impl HeapState {
         let list = &mut self.partial[usize::from(slab.class)];
         list.swap_remove(at as usize);
         if let Some(&moved) = list.get(at as usize) {
-            self.slabs.get_mut(&moved).expect("listed slab exists").partial_at = Some(at);
+            self.slabs
+                .get_mut(&moved)
+                .expect("listed slab exists")
+                .partial_at = Some(at);
         }
     }
 }
@@ -230,7 +233,8 @@ impl Heap {
             if align > MAX_ALIGN || size > pager.arena.len() {
                 return Err(Error::TooLarge { size, align });
             }
-            let count = u32::try_from(size.div_ceil(page)).map_err(|_| Error::TooLarge { size, align })?;
+            let count =
+                u32::try_from(size.div_ceil(page)).map_err(|_| Error::TooLarge { size, align })?;
             let align_pages = u32::try_from((align / page).max(1)).expect("MAX_ALIGN fits");
             let first = st
                 .runs
@@ -258,8 +262,13 @@ impl Heap {
 
     fn alloc_small(st: &mut HeapState, pager: &Pager, class: u8) -> Result<(u32, usize), Error> {
         if let Some(&page) = st.partial[usize::from(class)].last() {
-            let slab = st.slabs.get_mut(&page).expect("slabs in a partial list exist");
-            let slot = slab.take().expect("slabs in a partial list have a free slot");
+            let slab = st
+                .slabs
+                .get_mut(&page)
+                .expect("slabs in a partial list exist");
+            let slot = slab
+                .take()
+                .expect("slabs in a partial list have a free slot");
             if slab.is_full() {
                 st.unlist(page);
             }
@@ -290,7 +299,13 @@ impl Heap {
     }
 
     /// Free the allocation at `ptr` made with `size` and `align`. Refusals change nothing.
-    pub fn free(&self, pager: &Pager, ptr: usize, size: usize, align: usize) -> Result<(), FreeError> {
+    pub fn free(
+        &self,
+        pager: &Pager,
+        ptr: usize,
+        size: usize,
+        align: usize,
+    ) -> Result<(), FreeError> {
         let page = page_size();
         let base = pager.arena.base();
         if ptr < base || ptr >= base + pager.arena.len() {

@@ -63,7 +63,10 @@ pub struct GhostMem {
 impl std::fmt::Debug for GhostMem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GhostMem")
-            .field("base", &format_args!("{:#x}", self.inner.pager.arena.base()))
+            .field(
+                "base",
+                &format_args!("{:#x}", self.inner.pager.arena.base()),
+            )
             .field("config", &self.inner.config)
             .finish()
     }
@@ -145,7 +148,9 @@ impl GhostMem {
                 if let Some(v) = std::env::var_os(MAX_PAGES_ENV) {
                     match v.to_str().and_then(|s| s.trim().parse::<usize>().ok()) {
                         Some(pages) => builder = builder.max_memory_pages(pages),
-                        None => tracing::warn!(value = ?v, "{MAX_PAGES_ENV} is not a number; ignored"),
+                        None => {
+                            tracing::warn!(value = ?v, "{MAX_PAGES_ENV} is not a number; ignored")
+                        }
                     }
                 }
                 GhostMem::new(builder.build()?)
@@ -204,7 +209,12 @@ impl GhostMem {
         Ok(p)
     }
 
-    pub(crate) fn free_layout(&self, ptr: *mut u8, size: usize, align: usize) -> Result<(), FreeError> {
+    pub(crate) fn free_layout(
+        &self,
+        ptr: *mut u8,
+        size: usize,
+        align: usize,
+    ) -> Result<(), FreeError> {
         let _engine = EngineGuard::enter();
         let inner = &*self.inner;
         let r = inner.heap.free(&inner.pager, ptr as usize, size, align);
@@ -305,6 +315,9 @@ mod tests {
         // SAFETY: allocated above with this size, not used afterwards.
         unsafe { g.free_raw(p, pages * page) }.unwrap();
         let s = g.stats();
-        assert_eq!((s.resident_pages, s.evicted_pages, s.allocated_pages), (0, 0, 0));
+        assert_eq!(
+            (s.resident_pages, s.evicted_pages, s.allocated_pages),
+            (0, 0, 0)
+        );
     }
 }

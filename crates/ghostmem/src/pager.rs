@@ -60,7 +60,13 @@ impl Access for Mprotect {
         if let Some(bytes) = contents {
             arena.write_page(page, bytes)?;
         }
-        arena.set_access(PageRun { first: page, count: 1 }, true)
+        arena.set_access(
+            PageRun {
+                first: page,
+                count: 1,
+            },
+            true,
+        )
     }
 }
 
@@ -78,7 +84,11 @@ enum Entry {
     /// Evicted; it was one repeated word.
     Same(u64),
     /// Evicted into the store.
-    Stored { block: BlockRef, len: u32, raw: bool },
+    Stored {
+        block: BlockRef,
+        len: u32,
+        raw: bool,
+    },
 }
 
 const K_FREE: u64 = 0;
@@ -97,9 +107,10 @@ impl Entry {
             Entry::Resident { slot } => [K_RESIDENT | u64::from(slot) << 32, 0],
             Entry::Zero => [K_ZERO, 0],
             Entry::Same(w) => [K_SAME, w],
-            Entry::Stored { block, len, raw } => {
-                [if raw { K_RAW } else { K_LZ4 } | u64::from(len) << 32, block.0]
-            }
+            Entry::Stored { block, len, raw } => [
+                if raw { K_RAW } else { K_LZ4 } | u64::from(len) << 32,
+                block.0,
+            ],
         }
     }
     fn decode([w0, w1]: [u64; 2]) -> Entry {
@@ -156,7 +167,7 @@ impl Clock {
             if std::mem::take(&mut self.referenced[slot]) {
                 continue;
             }
-            return (slot as u32, PageId(page));
+            return (u32::try_from(slot).expect("slots fit in u32"), PageId(page));
         }
     }
 
@@ -317,12 +328,10 @@ impl Pager {
                     ..
                 } = st;
                 let len = len as usize;
-                let data = store
-                    .load(page, block, len, out_buf)
-                    .map_err(|e| Failure {
-                        what: "reading the page store",
-                        errno: e.errno(),
-                    })?;
+                let data = store.load(page, block, len, out_buf).map_err(|e| Failure {
+                    what: "reading the page store",
+                    errno: e.errno(),
+                })?;
                 if raw {
                     page_buf.copy_from_slice(data);
                 } else {
@@ -390,8 +399,10 @@ impl Pager {
         sub(&c.resident_pages, 1);
         add(&c.evictions, 1);
         self.count_evicted(entry, true);
-        c.store_reserved_bytes
-            .store(st.store.reserved_bytes(), std::sync::atomic::Ordering::Relaxed);
+        c.store_reserved_bytes.store(
+            st.store.reserved_bytes(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Ok(())
     }
 
@@ -399,7 +410,11 @@ impl Pager {
     fn count_evicted(&self, entry: Entry, enters: bool) {
         let c = &self.counters;
         let change = |counter: &std::sync::atomic::AtomicU64, n: u64| {
-            if enters { add(counter, n) } else { sub(counter, n) }
+            if enters {
+                add(counter, n)
+            } else {
+                sub(counter, n)
+            }
         };
         change(&c.evicted_pages, 1);
         match entry {

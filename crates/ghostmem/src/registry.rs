@@ -42,10 +42,14 @@ pub(crate) fn register(pager: &Pager) -> Result<usize, Error> {
     let ptr = std::ptr::from_ref(pager).cast_mut();
     for (i, slot) in SLOTS.iter().enumerate() {
         if slot.pager.load(SeqCst).is_null()
-            && slot.base.compare_exchange(0, usize::MAX, SeqCst, SeqCst).is_ok()
+            && slot
+                .base
+                .compare_exchange(0, usize::MAX, SeqCst, SeqCst)
+                .is_ok()
         {
             // The slot is claimed (base = MAX matches no address); fill in, then publish.
-            slot.end.store(pager.arena.base() + pager.arena.len(), SeqCst);
+            slot.end
+                .store(pager.arena.base() + pager.arena.len(), SeqCst);
             slot.base.store(pager.arena.base(), SeqCst);
             slot.pager.store(ptr, SeqCst);
             return Ok(i);

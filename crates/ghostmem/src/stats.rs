@@ -51,7 +51,8 @@ pub struct Stats {
 impl Stats {
     /// `original_bytes / compressed_bytes` for evicted pages, or `None` when nothing is stored.
     pub fn compression_ratio(&self) -> Option<f64> {
-        (self.compressed_bytes > 0).then(|| self.original_bytes as f64 / self.compressed_bytes as f64)
+        (self.compressed_bytes > 0)
+            .then(|| self.original_bytes as f64 / self.compressed_bytes as f64)
     }
 }
 

@@ -101,7 +101,9 @@ mod tests {
         let mut lz = Lz4::new();
         let page: Vec<u8> = (0..4096u32).map(|i| (i % 7) as u8).collect();
         let mut out = vec![0u8; 3072];
-        let n = lz.compress(&page, &mut out).expect("repetitive data compresses");
+        let n = lz
+            .compress(&page, &mut out)
+            .expect("repetitive data compresses");
         assert!(n < 200, "compressed to {n}");
         let mut back = vec![0u8; 4096];
         lz.decompress(&out[..n], &mut back).unwrap();

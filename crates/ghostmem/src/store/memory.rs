@@ -22,6 +22,11 @@ const GRANULE: usize = 64;
 const CHUNK: usize = 256 << 10;
 const HEADER: usize = GRANULE;
 
+/// The slot address a block reference holds (issued by `put` from a `usize`).
+fn addr(block: BlockRef) -> usize {
+    usize::try_from(block.0).expect("block references are addresses")
+}
+
 #[derive(Clone, Copy)]
 struct Class {
     free: usize,
@@ -120,12 +125,12 @@ impl PageStore for MemoryStore {
         // SAFETY: `block` was returned by `put` for a block of `len` bytes and has not been
         // removed (the pager owns that invariant); the bytes live as long as `&self` does, since
         // only `remove`/`put` through `&mut self` can reuse them.
-        Ok(unsafe { std::slice::from_raw_parts(block.0 as usize as *const u8, len) })
+        Ok(unsafe { std::slice::from_raw_parts(addr(block) as *const u8, len) })
     }
 
     fn remove(&mut self, _page: PageId, block: BlockRef, len: usize) {
         let class = Self::class_of(len);
-        let slot = block.0 as usize;
+        let slot = addr(block);
         // SAFETY: the block is a live slot of this class (see `load`); once removed its first
         // 8 bytes become the free-list link. Slots are GRANULE-aligned, so the write is aligned.
         unsafe { ptr::write(slot as *mut usize, self.classes[class].free) };
@@ -163,13 +168,22 @@ mod tests {
         let mut scratch = vec![0u8; 4096];
         let a = s.put(PageId(1), &[1u8; 100]).unwrap();
         let b = s.put(PageId(2), &[2u8; 4096]).unwrap();
-        assert_eq!(s.load(PageId(1), a, 100, &mut scratch).unwrap(), &[1u8; 100][..]);
-        assert_eq!(s.load(PageId(2), b, 4096, &mut scratch).unwrap(), &[2u8; 4096][..]);
+        assert_eq!(
+            s.load(PageId(1), a, 100, &mut scratch).unwrap(),
+            &[1u8; 100][..]
+        );
+        assert_eq!(
+            s.load(PageId(2), b, 4096, &mut scratch).unwrap(),
+            &[2u8; 4096][..]
+        );
         let reserved = s.reserved_bytes();
         s.remove(PageId(1), a, 100);
         let c = s.put(PageId(3), &[3u8; 120]).unwrap();
         assert_eq!(c, a, "a freed slot of the same class is reused");
         assert_eq!(s.reserved_bytes(), reserved);
-        assert_eq!(s.load(PageId(2), b, 4096, &mut scratch).unwrap(), &[2u8; 4096][..]);
+        assert_eq!(
+            s.load(PageId(2), b, 4096, &mut scratch).unwrap(),
+            &[2u8; 4096][..]
+        );
     }
 }

@@ -40,7 +40,9 @@ pub(crate) fn install_fault_handler() -> io::Result<()> {
             libc::sigfillset(&mut action.sa_mask);
             let previous = (*PREVIOUS.0.get()).as_mut_ptr();
             if libc::sigaction(libc::SIGSEGV, &action, previous) != 0 {
-                let errno = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL);
+                let errno = io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EINVAL);
                 INSTALL_ERROR.store(errno, Ordering::Relaxed);
             }
         }
@@ -116,7 +118,7 @@ fn fmt_num(mut n: u64, radix: u64, buf: &mut [u8; 24]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
-        let d = (n % radix) as u8;
+        let d = u8::try_from(n % radix).expect("radix <= 16");
         buf[i] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
         n /= radix;
         if n == 0 {
