@@ -35,8 +35,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 200_000)]
     touches: u64,
     /// Also run the identical workload on plain memory and report the ratios.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "memory")]
     baseline: Option<Baseline>,
+    /// Which memory the main run uses: `plain` runs the workload on ordinary memory alone (to
+    /// compare with the kernel's compressed swap under a memory cgroup limit).
+    #[arg(long, value_enum, default_value_t = Memory::Ghost)]
+    memory: Memory,
     /// Seed of the random choices in `rand`.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -61,6 +65,15 @@ impl Workload {
             Self::Rand => "rand",
         }
     }
+}
+
+/// The memory a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Memory {
+    /// Ghost memory under the budget.
+    Ghost,
+    /// Ordinary memory from the global allocator (the budget is not used).
+    Plain,
 }
 
 /// What a baseline run uses instead of ghost memory.
@@ -112,25 +125,23 @@ pub fn run(args: &BenchArgs, verbose: bool) -> Result<ExitCode, Failure> {
 
     // The ghost run goes first, and its instance is gone before the baseline starts, so each
     // peak RSS is its own.
-    let ghost = {
-        let peak = PeakRss::start();
-        let engine = new_engine(budget_pages, size, verbose)?;
-        let mut region = GhostRegion::new(&engine, size)?;
-        let mut outcome = run_workload(region.words(), &spec);
-        outcome.stats = engine.stats();
-        outcome.rss_peak_kib = peak.finish();
-        outcome
+    let ghost = match args.memory {
+        Memory::Ghost => {
+            let peak = PeakRss::start();
+            let engine = new_engine(budget_pages, size, verbose)?;
+            let mut region = GhostRegion::new(&engine, size)?;
+            let mut outcome = run_workload(region.words(), &spec);
+            outcome.stats = engine.stats();
+            outcome.rss_peak_kib = peak.finish();
+            outcome
+        }
+        Memory::Plain => run_plain(size, &spec),
     };
-    let baseline = args.baseline.map(|Baseline::Plain| {
-        let peak = PeakRss::start();
-        let mut plain = vec![0u64; size / 8];
-        let mut outcome = run_workload(&mut plain, &spec);
-        outcome.rss_peak_kib = peak.finish();
-        outcome
-    });
+    let baseline = args.baseline.map(|Baseline::Plain| run_plain(size, &spec));
 
     let verified = ghost.mismatches == 0 && baseline.as_ref().is_none_or(|b| b.mismatches == 0);
     let header = Header {
+        memory: args.memory,
         workload: args.workload,
         size,
         budget_pages,
@@ -149,6 +160,15 @@ pub fn run(args: &BenchArgs, verbose: bool) -> Result<ExitCode, Failure> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The workload on ordinary memory, with its own peak RSS.
+fn run_plain(size: usize, spec: &Spec) -> Outcome {
+    let peak = PeakRss::start();
+    let mut plain = vec![0u64; size / 8];
+    let mut outcome = run_workload(&mut plain, spec);
+    outcome.rss_peak_kib = peak.finish();
+    outcome
 }
 
 /// One contiguous part of the region and the state of the thread that works on it.
@@ -335,6 +355,7 @@ fn latency_us(sorted_ns: &[u32]) -> (f64, f64, f64, f64) {
 }
 
 struct Header {
+    memory: Memory,
     workload: Workload,
     size: usize,
     budget_pages: usize,
@@ -368,6 +389,13 @@ fn ratio(ghost: f64, plain: f64) -> f64 {
 fn json_report(header: &Header, ghost: &Outcome, baseline: Option<&Outcome>) -> Map<String, Value> {
     let mut map = Map::new();
     map.insert("workload".into(), json!(header.workload.name()));
+    map.insert(
+        "memory".into(),
+        json!(match header.memory {
+            Memory::Ghost => "ghost",
+            Memory::Plain => "plain",
+        }),
+    );
     map.insert("size_bytes".into(), json!(header.size));
     map.insert(
         "budget_bytes".into(),
@@ -401,8 +429,13 @@ fn json_report(header: &Header, ghost: &Outcome, baseline: Option<&Outcome>) -> 
 
 fn print_table(header: &Header, ghost: &Outcome, baseline: Option<&Outcome>) {
     println!(
-        "bench {}: {} region, budget {}, {} thread{}, {}-byte pages",
+        "bench {}{}: {} region, budget {}, {} thread{}, {}-byte pages",
         header.workload.name(),
+        if header.memory == Memory::Plain {
+            " on plain memory"
+        } else {
+            ""
+        },
         format_bytes(to_u64(header.size)),
         describe_pages(header.budget_pages),
         ghost.threads,
