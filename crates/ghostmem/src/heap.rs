@@ -114,21 +114,23 @@ impl Runs {
         self.by_len.remove(&(len, start));
     }
 
-    /// `count` pages whose first index is a multiple of `align`.
-    fn alloc(&mut self, count: u32, align: u32) -> Option<u32> {
+    /// `count` pages whose first index plus `bias` is a multiple of `align` (the bias is the
+    /// arena's own page number modulo `align`, so that addresses, not indexes, are aligned).
+    fn alloc(&mut self, count: u32, align: u32, bias: u32) -> Option<u32> {
+        let align_up = |p: u32| Some(p.checked_add(bias)?.checked_next_multiple_of(align)? - bias);
         let fit = self
             .by_len
             .range((count, 0)..)
-            .find(|&&(len, start)| start.next_multiple_of(align) + count <= start + len)
+            .find(|&&(len, start)| align_up(start).is_some_and(|f| f + count <= start + len))
             .copied();
         if let Some((len, start)) = fit {
             self.remove(start, len);
-            let first = start.next_multiple_of(align);
+            let first = align_up(start).expect("checked by find");
             self.insert(start, first - start);
             self.insert(first + count, start + len - first - count);
             return Some(first);
         }
-        let first = self.top.checked_next_multiple_of(align)?;
+        let first = align_up(self.top)?;
         if first.checked_add(count)? > self.total {
             return None;
         }
@@ -236,9 +238,10 @@ impl Heap {
             let count =
                 u32::try_from(size.div_ceil(page)).map_err(|_| Error::TooLarge { size, align })?;
             let align_pages = u32::try_from((align / page).max(1)).expect("MAX_ALIGN fits");
+            let bias = u32::try_from((base / page) % align_pages as usize).expect("< align_pages");
             let first = st
                 .runs
-                .alloc(count, align_pages)
+                .alloc(count, align_pages, bias)
                 .ok_or(Error::OutOfAddressSpace {
                     reserved: pager.arena.len(),
                 })?;
@@ -274,7 +277,7 @@ impl Heap {
             }
             return Ok((page, slot));
         }
-        let page = st.runs.alloc(1, 1).ok_or(Error::OutOfAddressSpace {
+        let page = st.runs.alloc(1, 1, 0).ok_or(Error::OutOfAddressSpace {
             reserved: pager.arena.len(),
         })?;
         pager.activate(PageRun {
@@ -412,18 +415,20 @@ mod tests {
             by_start: BTreeMap::new(),
             by_len: BTreeSet::new(),
         };
-        let a = r.alloc(10, 1).unwrap();
-        let b = r.alloc(5, 1).unwrap();
-        let c = r.alloc(20, 1).unwrap();
+        let a = r.alloc(10, 1, 0).unwrap();
+        let b = r.alloc(5, 1, 0).unwrap();
+        let c = r.alloc(20, 1, 0).unwrap();
         assert_eq!((a, b, c), (0, 10, 15));
         r.free(a, 10);
         r.free(b, 5);
         assert_eq!(r.by_start.get(&0), Some(&15), "neighbours coalesce");
-        assert_eq!(r.alloc(15, 1), Some(0));
+        assert_eq!(r.alloc(15, 1, 0), Some(0));
         r.free(c, 20);
         assert_eq!(r.top, 15, "a run at the top lowers the top");
-        assert_eq!(r.alloc(4, 8), Some(16), "aligned runs leave the gap free");
+        assert_eq!(r.alloc(4, 8, 0), Some(16), "aligned runs leave the gap free");
         assert_eq!(r.by_start.get(&15), Some(&1));
-        assert_eq!(r.alloc(81, 1), None, "out of space");
+        assert_eq!(r.alloc(81, 1, 0), None, "out of space");
+        // With the arena starting at page 3 (mod 8), index 5 is the aligned one.
+        assert_eq!(r.alloc(1, 8, 3), Some(21), "aligned to the address, not the index");
     }
 }

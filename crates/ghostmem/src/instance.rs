@@ -4,7 +4,8 @@
 use std::alloc::Layout;
 use std::cell::Cell;
 use std::ptr::NonNull;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use allocator_api2::alloc::{AllocError, Allocator};
 
@@ -44,7 +45,8 @@ impl Drop for EngineGuard {
 }
 
 struct Inner {
-    config: Config,
+    config: Mutex<Config>,
+    verbose: AtomicBool,
     heap: Heap,
     pager: Pager,
     slot: usize,
@@ -67,7 +69,7 @@ impl std::fmt::Debug for GhostMem {
                 "base",
                 &format_args!("{:#x}", self.inner.pager.arena.base()),
             )
-            .field("config", &self.inner.config)
+            .field("config", &self.config())
             .finish()
     }
 }
@@ -82,19 +84,7 @@ impl GhostMem {
     pub fn new(config: Config) -> Result<GhostMem, Error> {
         let _engine = EngineGuard::enter();
         let budget = config.max_memory_pages;
-        // Per-page protection splits the arena's mapping: with R resident runs it takes up to
-        // 2R+1 mappings, and R <= budget.
-        if let Some((limit, in_use)) = sys::map_count() {
-            let needed = 2 * budget + 1;
-            if in_use + needed > limit {
-                return Err(Error::MapCountLimit {
-                    budget,
-                    needed,
-                    limit,
-                    in_use,
-                });
-            }
-        }
+        check_map_count(budget, 0)?;
         sys::install_fault_handler().map_err(|source| Error::Sys {
             op: "sigaction(SIGSEGV)",
             source,
@@ -107,17 +97,19 @@ impl GhostMem {
             Box::new(MemoryStore::new(page_size())),
             Box::new(Lz4::new()),
         );
+        let verbose = AtomicBool::new(config.enable_verbose_logging);
         let mut inner = Box::new(Inner {
-            config,
+            config: Mutex::new(config),
+            verbose,
             heap,
             pager,
             slot: usize::MAX,
         });
         inner.slot = registry::register(&inner.pager)?;
-        if inner.config.enable_verbose_logging {
+        if inner.verbose.load(Relaxed) {
             tracing::info!(
                 budget_pages = budget,
-                address_space = inner.config.address_space,
+                address_space = inner.pager.arena.len(),
                 base = format_args!("{:#x}", inner.pager.arena.base()),
                 "ghostmem instance created (in-memory store)"
             );
@@ -158,9 +150,42 @@ impl GhostMem {
             .as_ref()
     }
 
-    /// This instance's configuration.
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+    /// This instance's configuration (a copy: [`GhostMem::reconfigure`] may change it).
+    pub fn config(&self) -> Config {
+        self.inner
+            .config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Apply a new configuration to this live instance: the page budget and logging change at
+    /// once, and every allocation made before keeps working with its contents (shrinking the
+    /// budget evicts the coldest pages). The reserved address space cannot change: the new
+    /// configuration's `address_space` is ignored.
+    pub fn reconfigure(&self, config: Config) -> Result<(), Error> {
+        let _engine = EngineGuard::enter();
+        let mut current = self.inner.config.lock().unwrap_or_else(PoisonError::into_inner);
+        let budget = config.max_memory_pages;
+        check_map_count(budget, current.max_memory_pages)?;
+        self.inner
+            .pager
+            .set_budget(budget)
+            .map_err(|f| Error::Sys {
+                op: f.what,
+                source: std::io::Error::from_raw_os_error(f.errno),
+            })?;
+        self.inner
+            .verbose
+            .store(config.enable_verbose_logging, Relaxed);
+        *current = Config {
+            address_space: current.address_space,
+            ..config
+        };
+        if current.enable_verbose_logging {
+            tracing::info!(budget_pages = budget, "ghostmem instance reconfigured");
+        }
+        Ok(())
     }
 
     /// Whether `ptr` points into this instance's address space.
@@ -203,7 +228,7 @@ impl GhostMem {
         let _engine = EngineGuard::enter();
         let inner = &*self.inner;
         let p = inner.heap.alloc(&inner.pager, size, align)?;
-        if inner.config.enable_verbose_logging {
+        if inner.verbose.load(Relaxed) {
             tracing::trace!(ptr = ?p, size, align, "ghost allocation");
         }
         Ok(p)
@@ -219,13 +244,13 @@ impl GhostMem {
         let inner = &*self.inner;
         let r = inner.heap.free(&inner.pager, ptr as usize, size, align);
         match r {
-            Ok(()) if inner.config.enable_verbose_logging => {
+            Ok(()) if inner.verbose.load(Relaxed) => {
                 tracing::trace!(?ptr, size, "ghost deallocation");
             }
             Ok(()) => {}
             Err(e) => {
                 add(&inner.pager.counters.invalid_frees, 1);
-                if inner.config.enable_verbose_logging {
+                if inner.verbose.load(Relaxed) {
                     tracing::warn!(error = %e, "refused deallocation");
                 }
             }
@@ -250,6 +275,25 @@ impl Drop for GhostMem {
         let _engine = EngineGuard::enter();
         registry::unregister(self.inner.slot);
     }
+}
+
+/// Refuse a budget that could need more memory mappings than the kernel allows. Per-page
+/// protection splits the arena's mapping: R runs of resident pages take up to 2R+1 mappings,
+/// and R <= budget. `current` is the budget already counted in the process's mappings.
+fn check_map_count(budget: usize, current: usize) -> Result<(), Error> {
+    if let Some((limit, in_use)) = sys::map_count() {
+        let needed = 2 * budget + 1;
+        let in_use = in_use.saturating_sub(2 * current);
+        if in_use + needed > limit {
+            return Err(Error::MapCountLimit {
+                budget,
+                needed,
+                limit,
+                in_use,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn dangling(layout: Layout) -> NonNull<u8> {
@@ -319,5 +363,36 @@ mod tests {
             (s.resident_pages, s.evicted_pages, s.allocated_pages),
             (0, 0, 0)
         );
+    }
+
+    #[test]
+    fn reconfigure_keeps_contents_and_applies_the_new_budget() {
+        let config = |pages| Config::builder().max_memory_pages(pages).build().unwrap();
+        let g = GhostMem::new(config(16)).unwrap();
+        let words = 32 * page_size() / 8;
+        let p = g.alloc_raw(words * 8).unwrap().as_ptr().cast::<u64>();
+        let check = |g: &GhostMem| {
+            for i in 0..words {
+                // SAFETY: inside the allocation, aligned.
+                assert_eq!(unsafe { p.add(i).read() }, i as u64 ^ 0x5a5a);
+            }
+            assert!(g.stats().resident_pages <= g.stats().budget_pages);
+        };
+        for i in 0..words {
+            // SAFETY: inside the allocation, aligned.
+            unsafe { p.add(i).write(i as u64 ^ 0x5a5a) };
+        }
+        assert_eq!(g.stats().resident_pages, 16);
+
+        g.reconfigure(config(4)).unwrap();
+        let s = g.stats();
+        assert_eq!((s.budget_pages, s.resident_pages), (4, 4));
+        check(&g);
+
+        g.reconfigure(config(64)).unwrap();
+        assert_eq!(g.stats().budget_pages, 64);
+        check(&g);
+        assert_eq!(g.stats().resident_pages, 32, "all pages fit the larger budget");
+        assert_eq!(g.config().max_memory_pages(), 64);
     }
 }

@@ -22,6 +22,7 @@
 //! holding it is never interrupted by a handler on the same thread. All buffers the fault path
 //! uses are allocated when the pager is created.
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::codec::{Codec, PageClass, classify, compressed_limit, fill_same};
@@ -186,6 +187,10 @@ impl Clock {
     fn touch(&mut self, slot: u32) {
         self.referenced[slot as usize] = true;
     }
+
+    fn resident(&self) -> usize {
+        self.pages.len() - self.free.len()
+    }
 }
 
 /// A failed step on the fault path: which system call or component, and the errno.
@@ -225,7 +230,7 @@ pub(crate) struct Pager {
     pub arena: Arena,
     pub counters: Counters,
     access: Box<dyn Access>,
-    budget: usize,
+    budget: AtomicUsize,
     state: Mutex<State>,
 }
 
@@ -258,12 +263,38 @@ impl Pager {
             arena,
             counters: Counters::default(),
             access: Box::new(Mprotect),
-            budget,
+            budget: AtomicUsize::new(budget),
         }
     }
 
     pub fn budget(&self) -> usize {
-        self.budget
+        self.budget.load(Relaxed)
+    }
+
+    /// Change the budget of a live pager. Shrinking evicts the coldest pages first; resident
+    /// pages keep their CLOCK order and reference bits.
+    pub fn set_budget(&self, budget: usize) -> Result<(), Failure> {
+        let mut lock = self.lock_ordinary();
+        let st = &mut *lock.guard;
+        while st.clock.resident() > budget {
+            let (slot, victim) = st.clock.victim();
+            self.evict(st, victim)?;
+            st.clock.vacate(slot);
+        }
+        let old = std::mem::replace(&mut st.clock, Clock::new(budget));
+        let n = old.pages.len();
+        for i in 0..n {
+            let slot = (old.hand + i) % n;
+            let page = old.pages[slot];
+            if page != EMPTY {
+                let new = st.clock.take_free().expect("resident pages fit the new ring");
+                st.clock.occupy(new, PageId(page));
+                st.clock.referenced[new as usize] = old.referenced[slot];
+                st.set(PageId(page), Entry::Resident { slot: new });
+            }
+        }
+        self.budget.store(budget, Relaxed);
+        Ok(())
     }
 
     fn lock_ordinary(&self) -> OrdinaryLock<'_> {

@@ -23,6 +23,10 @@ struct PreviousAction(UnsafeCell<MaybeUninit<libc::sigaction>>);
 // only read afterwards (by the handler), so there is no concurrent write.
 unsafe impl Sync for PreviousAction {}
 
+/// `si_code` of a fault on a mapped page without the needed permission
+/// (`<asm-generic/siginfo.h>`; the `libc` crate does not export it for Linux).
+const SEGV_ACCERR: libc::c_int = 2;
+
 static PREVIOUS: PreviousAction = PreviousAction(UnsafeCell::new(MaybeUninit::uninit()));
 static INSTALL: Once = Once::new();
 static INSTALL_ERROR: AtomicI32 = AtomicI32::new(0);
@@ -56,8 +60,21 @@ pub(crate) fn install_fault_handler() -> io::Result<()> {
 extern "C" fn on_sigsegv(signum: libc::c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
     // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler, and errno is this
     // thread's own.
-    let (saved_errno, addr) = unsafe { (*libc::__errno_location(), (*info).si_addr() as usize) };
-    match on_fault(addr) {
+    let (saved_errno, addr, code) = unsafe {
+        (
+            *libc::__errno_location(),
+            (*info).si_addr() as usize,
+            (*info).si_code,
+        )
+    };
+    // Ghost pages are always mapped, so our faults are protection faults. Anything else (an
+    // unmapped address, a signal sent with kill, a forked child without the arena) is not ours.
+    let outcome = if code == SEGV_ACCERR {
+        on_fault(addr)
+    } else {
+        Outcome::NotOurs
+    };
+    match outcome {
         Outcome::Handled => {}
         Outcome::NotOurs => chain(signum, info, context),
         Outcome::Fatal { what, errno } => fatal_fault(addr, what, errno),
