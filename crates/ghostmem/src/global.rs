@@ -3,6 +3,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use crate::config::Config;
 use crate::instance::{EngineGuard, GhostMem};
@@ -22,7 +23,12 @@ use crate::stats::Stats;
 pub struct GhostGlobal {
     max_memory_pages: usize,
     instance: OnceLock<Option<GhostMem>>,
+    early: AtomicUsize,
 }
+
+/// Allocations served by the system allocator while waiting for the Rust runtime's own SIGSEGV
+/// handler (see [`GhostGlobal::instance`]).
+const EARLY_LIMIT: usize = 256;
 
 impl GhostGlobal {
     /// A global allocator whose instance keeps at most `max_memory_pages` pages resident
@@ -31,10 +37,23 @@ impl GhostGlobal {
         GhostGlobal {
             max_memory_pages,
             instance: OnceLock::new(),
+            early: AtomicUsize::new(0),
         }
     }
 
+    /// The instance, created on first use — but not during the Rust runtime's start-up. The
+    /// runtime installs its SIGSEGV handler (the stack-overflow report) only if none is
+    /// installed, and it allocates between checking and installing: an instance created in that
+    /// window would have its fault handler replaced. So until some SIGSEGV handler is present
+    /// (or for at most `EARLY_LIMIT` allocations, for programs without one) allocations go to the
+    /// system allocator; the ghost fault handler then chains to the runtime's.
     fn instance(&self) -> Option<&GhostMem> {
+        if let Some(made) = self.instance.get() {
+            return made.as_ref();
+        }
+        if crate::sys::segv_is_default() && self.early.fetch_add(1, Relaxed) < EARLY_LIMIT {
+            return None;
+        }
         self.instance
             .get_or_init(|| {
                 let _engine = EngineGuard::enter();

@@ -5,7 +5,7 @@ mod arena;
 mod signals;
 
 pub(crate) use arena::Arena;
-pub(crate) use signals::{SignalsBlocked, fatal, install_fault_handler};
+pub(crate) use signals::{SignalsBlocked, fatal, install_fault_handler, segv_is_default};
 
 /// The kernel's limit on memory mappings per process, and how many the process has now.
 pub(crate) fn map_count() -> Option<(usize, usize)> {

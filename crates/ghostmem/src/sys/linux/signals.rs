@@ -112,6 +112,16 @@ fn chain(signum: libc::c_int, info: *mut libc::siginfo_t, context: *mut c_void) 
     }
 }
 
+/// Whether SIGSEGV has its default disposition (no handler installed by anyone yet).
+pub(crate) fn segv_is_default() -> bool {
+    // SAFETY: querying the current action into a zeroed struct; nothing is changed.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGSEGV, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_DFL
+    }
+}
+
 /// Write `msg` to standard error and abort. Async-signal-safe.
 pub(crate) fn fatal(msg: &str) -> ! {
     write_stderr(msg.as_bytes());
