@@ -239,12 +239,12 @@ impl Heap {
                 u32::try_from(size.div_ceil(page)).map_err(|_| Error::TooLarge { size, align })?;
             let align_pages = u32::try_from((align / page).max(1)).expect("MAX_ALIGN fits");
             let bias = u32::try_from((base / page) % align_pages as usize).expect("< align_pages");
-            let first = st
-                .runs
-                .alloc(count, align_pages, bias)
-                .ok_or(Error::OutOfAddressSpace {
-                    reserved: pager.arena.len(),
-                })?;
+            let first =
+                st.runs
+                    .alloc(count, align_pages, bias)
+                    .ok_or(Error::OutOfAddressSpace {
+                        reserved: pager.arena.len(),
+                    })?;
             let run = PageRun {
                 first: PageId(first),
                 count,
@@ -425,10 +425,18 @@ mod tests {
         assert_eq!(r.alloc(15, 1, 0), Some(0));
         r.free(c, 20);
         assert_eq!(r.top, 15, "a run at the top lowers the top");
-        assert_eq!(r.alloc(4, 8, 0), Some(16), "aligned runs leave the gap free");
+        assert_eq!(
+            r.alloc(4, 8, 0),
+            Some(16),
+            "aligned runs leave the gap free"
+        );
         assert_eq!(r.by_start.get(&15), Some(&1));
         assert_eq!(r.alloc(81, 1, 0), None, "out of space");
         // With the arena starting at page 3 (mod 8), index 5 is the aligned one.
-        assert_eq!(r.alloc(1, 8, 3), Some(21), "aligned to the address, not the index");
+        assert_eq!(
+            r.alloc(1, 8, 3),
+            Some(21),
+            "aligned to the address, not the index"
+        );
     }
 }

@@ -165,7 +165,11 @@ impl GhostMem {
     /// configuration's `address_space` is ignored.
     pub fn reconfigure(&self, config: Config) -> Result<(), Error> {
         let _engine = EngineGuard::enter();
-        let mut current = self.inner.config.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut current = self
+            .inner
+            .config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let budget = config.max_memory_pages;
         check_map_count(budget, current.max_memory_pages)?;
         self.inner
@@ -392,7 +396,11 @@ mod tests {
         g.reconfigure(config(64)).unwrap();
         assert_eq!(g.stats().budget_pages, 64);
         check(&g);
-        assert_eq!(g.stats().resident_pages, 32, "all pages fit the larger budget");
+        assert_eq!(
+            g.stats().resident_pages,
+            32,
+            "all pages fit the larger budget"
+        );
         assert_eq!(g.config().max_memory_pages(), 64);
     }
 }

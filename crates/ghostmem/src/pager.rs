@@ -287,7 +287,10 @@ impl Pager {
             let slot = (old.hand + i) % n;
             let page = old.pages[slot];
             if page != EMPTY {
-                let new = st.clock.take_free().expect("resident pages fit the new ring");
+                let new = st
+                    .clock
+                    .take_free()
+                    .expect("resident pages fit the new ring");
                 st.clock.occupy(new, PageId(page));
                 st.clock.referenced[new as usize] = old.referenced[slot];
                 st.set(PageId(page), Entry::Resident { slot: new });
