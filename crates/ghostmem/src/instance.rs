@@ -403,4 +403,23 @@ mod tests {
         );
         assert_eq!(g.config().max_memory_pages(), 64);
     }
+
+    #[test]
+    fn a_budget_beyond_the_map_count_limit_is_a_clear_error() {
+        let Some((limit, _)) = sys::map_count() else {
+            panic!("/proc/sys/vm/max_map_count is readable on Linux");
+        };
+        let config = Config::builder().max_memory_pages(limit / 2 + 1).build().unwrap();
+        match GhostMem::new(config) {
+            Err(e @ Error::MapCountLimit { .. }) => {
+                assert!(e.to_string().contains("vm.max_map_count"), "{e}");
+            }
+            other => panic!("expected MapCountLimit, got {other:?}"),
+        }
+        // The same check guards reconfiguration, and a refused one changes nothing.
+        let g = GhostMem::new(Config::builder().max_memory_pages(8).build().unwrap()).unwrap();
+        let big = Config::builder().max_memory_pages(limit / 2 + 1).build().unwrap();
+        assert!(matches!(g.reconfigure(big), Err(Error::MapCountLimit { .. })));
+        assert_eq!(g.stats().budget_pages, 8);
+    }
 }
