@@ -15,7 +15,7 @@
 
 use std::ptr;
 
-use super::{BlockRef, PageStore, StoreError};
+use super::{BlockRef, PageStore, StoreError, StoreStats};
 use crate::page::PageId;
 
 const GRANULE: usize = 64;
@@ -39,6 +39,8 @@ pub struct MemoryStore {
     classes: Box<[Class]>,
     chunks: usize,
     chunk_count: u64,
+    live_bytes: u64,
+    reused: u64,
 }
 
 // SAFETY: the store exclusively owns its chunks; the raw addresses it keeps are not tied to a
@@ -61,6 +63,8 @@ impl MemoryStore {
             .into_boxed_slice(),
             chunks: 0,
             chunk_count: 0,
+            live_bytes: 0,
+            reused: 0,
         }
     }
 
@@ -76,6 +80,7 @@ impl MemoryStore {
             // SAFETY: `slot` is a free slot of this class inside a live chunk; its first 8 bytes
             // hold the next free slot (written by `remove`).
             c.free = unsafe { ptr::read(slot as *const usize) };
+            self.reused += 1;
             return Ok(slot);
         }
         if c.end - c.bump < size {
@@ -112,6 +117,7 @@ impl PageStore for MemoryStore {
         // SAFETY: the slot is at least `data.len()` bytes (its class covers that length), lies in
         // a chunk we own, and is not in use by any other block.
         unsafe { ptr::copy_nonoverlapping(data.as_ptr(), slot as *mut u8, data.len()) };
+        self.live_bytes += data.len() as u64;
         Ok(BlockRef(slot as u64))
     }
 
@@ -135,10 +141,19 @@ impl PageStore for MemoryStore {
         // 8 bytes become the free-list link. Slots are GRANULE-aligned, so the write is aligned.
         unsafe { ptr::write(slot as *mut usize, self.classes[class].free) };
         self.classes[class].free = slot;
+        self.live_bytes -= len as u64;
     }
 
     fn reserved_bytes(&self) -> u64 {
         self.chunk_count * CHUNK as u64
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            live_bytes: self.live_bytes,
+            slots_reused: self.reused,
+            ..StoreStats::default()
+        }
     }
 }
 
@@ -180,6 +195,8 @@ mod tests {
         s.remove(PageId(1), a, 100);
         let c = s.put(PageId(3), &[3u8; 120]).unwrap();
         assert_eq!(c, a, "a freed slot of the same class is reused");
+        assert_eq!(s.stats().slots_reused, 1);
+        assert_eq!(s.stats().live_bytes, 120 + 4096);
         assert_eq!(s.reserved_bytes(), reserved);
         assert_eq!(
             s.load(PageId(2), b, 4096, &mut scratch).unwrap(),

@@ -24,9 +24,25 @@ pub enum StoreError {
     /// Reading or writing the backing medium failed (errno).
     #[error("store I/O failed (errno {0})")]
     Io(i32),
-    /// The stored bytes failed verification.
-    #[error("stored block is corrupt")]
+    /// The stored bytes failed verification (authentication or format).
+    #[error("stored block failed verification (corrupt or tampered)")]
     Corrupt,
+}
+
+/// What a store reports about itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Size of the backing file in bytes (0 for the in-memory store).
+    pub file_bytes: u64,
+    /// Bytes of live stored blocks (as handed to `put`).
+    pub live_bytes: u64,
+    /// `put` calls that reused the space of a removed block.
+    pub slots_reused: u64,
+    /// Writes to the backing medium that failed (the block was kept elsewhere).
+    pub write_errors: u64,
+    /// Blocks that failed authentication or verification on `load`.
+    pub auth_failures: u64,
 }
 
 impl StoreError {
@@ -63,4 +79,6 @@ pub trait PageStore: Send {
     fn remove(&mut self, page: PageId, block: BlockRef, len: usize);
     /// Bytes of memory (or file) the store has reserved, including free space.
     fn reserved_bytes(&self) -> u64;
+    /// Counters and sizes for [`crate::Stats`].
+    fn stats(&self) -> StoreStats;
 }
