@@ -8,6 +8,29 @@ use crate::error::ConfigError;
 /// original library (`MAX_PHYSICAL_PAGES = 5`). Real programs should set a budget.
 pub const DEFAULT_MAX_MEMORY_PAGES: usize = 5;
 
+/// The environment variable that sets the default page budget (what `max_memory_pages = 0`
+/// means) for operators: a whole number of pages, at least [`MIN_MAX_MEMORY_PAGES`].
+pub const MAX_PAGES_ENV: &str = "GHOSTMEM_MAX_PAGES";
+
+/// The budget that `max_memory_pages = 0` stands for: `GHOSTMEM_MAX_PAGES` if it is set to a
+/// valid budget, otherwise [`DEFAULT_MAX_MEMORY_PAGES`]. An invalid value is ignored (with a
+/// `tracing` warning).
+pub fn default_max_memory_pages() -> usize {
+    let Some(value) = std::env::var_os(MAX_PAGES_ENV) else {
+        return DEFAULT_MAX_MEMORY_PAGES;
+    };
+    match value.to_str().and_then(|s| s.trim().parse::<usize>().ok()) {
+        Some(pages) if pages >= MIN_MAX_MEMORY_PAGES => pages,
+        _ => {
+            tracing::warn!(
+                ?value,
+                "{MAX_PAGES_ENV} is not a budget of at least {MIN_MAX_MEMORY_PAGES} pages; ignored"
+            );
+            DEFAULT_MAX_MEMORY_PAGES
+        }
+    }
+}
+
 /// The smallest budget accepted. One instruction can touch two ghost pages at once (an
 /// unaligned load across a page boundary, a copy from one ghost page to another), and both must
 /// be resident for it to complete.
@@ -100,7 +123,8 @@ impl Default for ConfigBuilder {
 }
 
 impl ConfigBuilder {
-    /// Maximum pages resident in RAM. Default `0`, meaning [`DEFAULT_MAX_MEMORY_PAGES`].
+    /// Maximum pages resident in RAM. Default `0`, meaning [`default_max_memory_pages`]
+    /// ([`DEFAULT_MAX_MEMORY_PAGES`] unless `GHOSTMEM_MAX_PAGES` says otherwise).
     /// Must be at least [`MIN_MAX_MEMORY_PAGES`] otherwise.
     pub fn max_memory_pages(mut self, pages: usize) -> Self {
         self.max_memory_pages = pages;
@@ -142,7 +166,7 @@ impl ConfigBuilder {
     /// Validate and produce the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
         let max_memory_pages = match self.max_memory_pages {
-            0 => DEFAULT_MAX_MEMORY_PAGES,
+            0 => default_max_memory_pages(),
             n if n < MIN_MAX_MEMORY_PAGES => {
                 return Err(ConfigError::BudgetTooSmall {
                     pages: n,

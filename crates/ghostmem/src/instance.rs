@@ -74,9 +74,6 @@ impl std::fmt::Debug for GhostMem {
     }
 }
 
-/// The page budget for the process-wide instance, from `GHOSTMEM_MAX_PAGES`.
-pub const MAX_PAGES_ENV: &str = "GHOSTMEM_MAX_PAGES";
-
 impl GhostMem {
     /// Create an instance. Reserves the configured address space (no RAM), installs the fault
     /// handler if this is the first instance, and checks that the budget fits the kernel's
@@ -118,8 +115,7 @@ impl GhostMem {
     }
 
     /// The process-wide instance (the original's `GhostMemoryManager::Instance()`), created on
-    /// first use with the default configuration; the environment variable
-    /// `GHOSTMEM_MAX_PAGES` overrides the page budget.
+    /// first use with the default configuration (whose budget `GHOSTMEM_MAX_PAGES` sets).
     ///
     /// # Panics
     /// If the instance cannot be created (see [`GhostMem::try_global`]).
@@ -130,24 +126,25 @@ impl GhostMem {
         }
     }
 
-    /// The process-wide instance, or why it could not be created.
-    pub fn try_global() -> Result<&'static GhostMem, &'static Error> {
-        static GLOBAL: OnceLock<Result<GhostMem, Error>> = OnceLock::new();
-        GLOBAL
-            .get_or_init(|| {
-                let _engine = EngineGuard::enter();
-                let mut builder = Config::builder();
-                if let Some(v) = std::env::var_os(MAX_PAGES_ENV) {
-                    match v.to_str().and_then(|s| s.trim().parse::<usize>().ok()) {
-                        Some(pages) => builder = builder.max_memory_pages(pages),
-                        None => {
-                            tracing::warn!(value = ?v, "{MAX_PAGES_ENV} is not a number; ignored")
-                        }
-                    }
-                }
-                GhostMem::new(builder.build()?)
-            })
-            .as_ref()
+    /// The process-wide instance, or why it could not be created (a later call tries again).
+    pub fn try_global() -> Result<&'static GhostMem, Error> {
+        global_with(|| Ok(Config::default()))
+    }
+
+    /// Configure the process-wide instance (the original's `Initialize(config)`): creates it
+    /// with `config` if it does not exist yet, otherwise applies `config` to it with
+    /// [`GhostMem::reconfigure`] — allocations made before keep working and keep their
+    /// contents.
+    pub fn init_global(config: Config) -> Result<&'static GhostMem, Error> {
+        let mut created = false;
+        let g = global_with(|| {
+            created = true;
+            Ok(config.clone())
+        })?;
+        if !created {
+            g.reconfigure(config)?;
+        }
+        Ok(g)
     }
 
     /// This instance's configuration (a copy: [`GhostMem::reconfigure`] may change it).
@@ -281,6 +278,26 @@ impl Drop for GhostMem {
     }
 }
 
+/// The process-wide instance and the lock that serializes its creation (creation may fail and
+/// be retried, which `OnceLock` alone cannot express).
+static GLOBAL: OnceLock<GhostMem> = OnceLock::new();
+static GLOBAL_CREATION: Mutex<()> = Mutex::new(());
+
+fn global_with(config: impl FnOnce() -> Result<Config, Error>) -> Result<&'static GhostMem, Error> {
+    if let Some(g) = GLOBAL.get() {
+        return Ok(g);
+    }
+    let _engine = EngineGuard::enter();
+    let _creating = GLOBAL_CREATION
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(g) = GLOBAL.get() {
+        return Ok(g);
+    }
+    let made = GhostMem::new(config()?)?;
+    Ok(GLOBAL.get_or_init(|| made))
+}
+
 /// Refuse a budget that could need more memory mappings than the kernel allows. Per-page
 /// protection splits the arena's mapping: R runs of resident pages take up to 2R+1 mappings,
 /// and R <= budget. `current` is the budget already counted in the process's mappings.
@@ -409,7 +426,10 @@ mod tests {
         let Some((limit, _)) = sys::map_count() else {
             panic!("/proc/sys/vm/max_map_count is readable on Linux");
         };
-        let config = Config::builder().max_memory_pages(limit / 2 + 1).build().unwrap();
+        let config = Config::builder()
+            .max_memory_pages(limit / 2 + 1)
+            .build()
+            .unwrap();
         match GhostMem::new(config) {
             Err(e @ Error::MapCountLimit { .. }) => {
                 assert!(e.to_string().contains("vm.max_map_count"), "{e}");
@@ -418,8 +438,14 @@ mod tests {
         }
         // The same check guards reconfiguration, and a refused one changes nothing.
         let g = GhostMem::new(Config::builder().max_memory_pages(8).build().unwrap()).unwrap();
-        let big = Config::builder().max_memory_pages(limit / 2 + 1).build().unwrap();
-        assert!(matches!(g.reconfigure(big), Err(Error::MapCountLimit { .. })));
+        let big = Config::builder()
+            .max_memory_pages(limit / 2 + 1)
+            .build()
+            .unwrap();
+        assert!(matches!(
+            g.reconfigure(big),
+            Err(Error::MapCountLimit { .. })
+        ));
         assert_eq!(g.stats().budget_pages, 8);
     }
 }

@@ -16,7 +16,8 @@ pub mod store;
 mod sys;
 
 pub use config::{
-    Config, ConfigBuilder, DEFAULT_ADDRESS_SPACE, DEFAULT_MAX_MEMORY_PAGES, MIN_MAX_MEMORY_PAGES,
+    Config, ConfigBuilder, DEFAULT_ADDRESS_SPACE, DEFAULT_MAX_MEMORY_PAGES, MAX_PAGES_ENV,
+    MIN_MAX_MEMORY_PAGES, default_max_memory_pages,
 };
 pub use error::{ConfigError, Error, FreeError};
 pub use global::GhostGlobal;
