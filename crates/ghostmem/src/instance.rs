@@ -93,6 +93,7 @@ impl GhostMem {
             budget,
             Box::new(MemoryStore::new(page_size())),
             Box::new(Lz4::new()),
+            true,
         );
         let verbose = AtomicBool::new(config.enable_verbose_logging);
         let mut inner = Box::new(Inner {

@@ -29,7 +29,7 @@ use crate::codec::{Codec, PageClass, classify, compressed_limit, fill_same};
 use crate::page::{PageId, PageRun, page_size};
 use crate::registry::Outcome;
 use crate::stats::{Counters, add, sub};
-use crate::store::{BlockRef, PageStore};
+use crate::store::{BlockRef, PageStore, StoreError};
 use crate::sys::{Arena, SignalsBlocked};
 
 /// How access to ghost pages is granted and revoked: the seam between the pager and the way
@@ -200,6 +200,24 @@ pub(crate) struct Failure {
     pub errno: i32,
 }
 
+/// A store failure on the fault path, with the cause spelled out for the fatal message.
+fn store_failure(what: &'static str, e: StoreError) -> Failure {
+    match e {
+        StoreError::Corrupt => Failure {
+            what: "authenticating the stored page (the swap file was modified or is corrupt)",
+            errno: 0,
+        },
+        StoreError::OutOfMemory(errno) => Failure {
+            what: "getting memory for the page store",
+            errno,
+        },
+        _ => Failure {
+            what,
+            errno: e.errno(),
+        },
+    }
+}
+
 fn failed(what: &'static str) -> impl FnOnce(rustix::io::Errno) -> Failure {
     move |e| Failure {
         what,
@@ -214,6 +232,10 @@ struct State {
     codec: Box<dyn Codec>,
     page_buf: Box<[u8]>,
     out_buf: Box<[u8]>,
+    /// Whether data pages are LZ4-compressed before they are stored (otherwise raw).
+    compress: bool,
+    /// One past the highest page ever handed out: entries above it are all `Free`.
+    high_water: usize,
 }
 
 impl State {
@@ -246,6 +268,7 @@ impl Pager {
         budget: usize,
         store: Box<dyn PageStore>,
         codec: Box<dyn Codec>,
+        compress: bool,
     ) -> Pager {
         let page = page_size();
         let pages = arena.pages();
@@ -259,6 +282,8 @@ impl Pager {
                 codec,
                 page_buf: vec![0u8; page].into_boxed_slice(),
                 out_buf: vec![0u8; page].into_boxed_slice(),
+                compress,
+                high_water: 0,
             }),
             arena,
             counters: Counters::default(),
@@ -362,10 +387,9 @@ impl Pager {
                     ..
                 } = st;
                 let len = len as usize;
-                let data = store.load(page, block, len, out_buf).map_err(|e| Failure {
-                    what: "reading the page store",
-                    errno: e.errno(),
-                })?;
+                let data = store
+                    .load(page, block, len, out_buf)
+                    .map_err(|e| store_failure("reading the stored page", e))?;
                 if raw {
                     page_buf.copy_from_slice(data);
                 } else {
@@ -389,6 +413,9 @@ impl Pager {
         st.set(page, Entry::Resident { slot });
         st.clock.occupy(slot, page);
         add(&c.resident_pages, 1);
+        if matches!(entry, Entry::Stored { .. }) {
+            self.publish_store_stats(st);
+        }
         Ok(())
     }
 
@@ -410,14 +437,19 @@ impl Pager {
             PageClass::Same(word) => Entry::Same(word),
             PageClass::Data => {
                 let limit = compressed_limit(st.page_buf.len());
-                let (data, raw) = match st.codec.compress(&st.page_buf, &mut st.out_buf[..limit]) {
+                let compressed = if st.compress {
+                    st.codec.compress(&st.page_buf, &mut st.out_buf[..limit])
+                } else {
+                    None
+                };
+                let (data, raw) = match compressed {
                     Some(n) => (&st.out_buf[..n], false),
                     None => (&st.page_buf[..], true),
                 };
-                let block = st.store.put(victim, data).map_err(|e| Failure {
-                    what: "storing an evicted page",
-                    errno: e.errno(),
-                })?;
+                let block = st
+                    .store
+                    .put(victim, data)
+                    .map_err(|e| store_failure("storing an evicted page", e))?;
                 Entry::Stored {
                     block,
                     len: u32::try_from(data.len()).expect("a page fits in u32"),
@@ -433,10 +465,7 @@ impl Pager {
         sub(&c.resident_pages, 1);
         add(&c.evictions, 1);
         self.count_evicted(entry, true);
-        c.store_reserved_bytes.store(
-            st.store.reserved_bytes(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.publish_store_stats(st);
         Ok(())
     }
 
@@ -476,6 +505,60 @@ impl Pager {
             debug_assert_eq!(lock.guard.get(page), Entry::Free);
             lock.guard.set(page, Entry::Fresh);
         }
+        let end = run.first.index() + run.count as usize;
+        lock.guard.high_water = lock.guard.high_water.max(end);
+    }
+
+    /// Move every stored page into `store` and make it the pager's store; choose whether data
+    /// pages are compressed from now on. All or nothing: if any block cannot be moved, the new
+    /// store is emptied and the old one stays in use.
+    pub fn replace_store(&self, mut store: Box<dyn PageStore>, compress: bool) -> Result<(), Failure> {
+        let mut lock = self.lock_ordinary();
+        let st = &mut *lock.guard;
+        let mut moved = Vec::new();
+        for index in 0..st.high_water {
+            let page = PageId(u32::try_from(index).expect("arena pages fit in u32"));
+            let Entry::Stored { block, len, raw } = st.get(page) else {
+                continue;
+            };
+            let copied = st
+                .store
+                .load(page, block, len as usize, &mut st.out_buf)
+                .map_err(|e| store_failure("reading the page store", e))
+                .and_then(|data| {
+                    store
+                        .put(page, data)
+                        .map_err(|e| store_failure("writing the new page store", e))
+                });
+            match copied {
+                Ok(new_block) => moved.push((page, block, new_block, len, raw)),
+                Err(f) => {
+                    for &(page, _, new_block, len, _) in &moved {
+                        store.remove(page, new_block, len as usize);
+                    }
+                    return Err(f);
+                }
+            }
+        }
+        for (page, old_block, block, len, raw) in moved {
+            st.store.remove(page, old_block, len as usize);
+            st.set(page, Entry::Stored { block, len, raw });
+        }
+        st.store = store;
+        st.compress = compress;
+        self.publish_store_stats(st);
+        Ok(())
+    }
+
+    /// Copy the store's own statistics into the lock-free counters.
+    fn publish_store_stats(&self, st: &State) {
+        let s = st.store.stats();
+        let c = &self.counters;
+        c.store_reserved_bytes.store(st.store.reserved_bytes(), Relaxed);
+        c.store_file_bytes.store(s.file_bytes, Relaxed);
+        c.store_slots_reused.store(s.slots_reused, Relaxed);
+        c.store_write_errors.store(s.write_errors, Relaxed);
+        c.store_auth_failures.store(s.auth_failures, Relaxed);
     }
 
     /// Release the pages of a freed allocation, resident or evicted: their RAM and stored data
@@ -499,6 +582,7 @@ impl Pager {
             }
             st.set(page, Entry::Free);
         }
+        self.publish_store_stats(st);
         self.access
             .revoke(&self.arena, run)
             .map_err(failed("revoking access (mprotect)"))?;

@@ -46,6 +46,14 @@ pub struct Stats {
     pub live_bytes: u64,
     /// Deallocations refused (double free, foreign pointer, wrong size).
     pub invalid_frees: u64,
+    /// Size of the swap file in bytes (disk-backed mode; 0 otherwise).
+    pub store_file_bytes: u64,
+    /// Stores that reused the space of a freed block instead of growing the store.
+    pub store_slots_reused: u64,
+    /// Writes to the swap file that failed; those pages were kept in memory instead.
+    pub store_write_errors: u64,
+    /// Stored pages that failed authentication when read back.
+    pub store_auth_failures: u64,
 }
 
 impl Stats {
@@ -75,6 +83,10 @@ pub(crate) struct Counters {
     pub live_allocations: AtomicU64,
     pub live_bytes: AtomicU64,
     pub invalid_frees: AtomicU64,
+    pub store_file_bytes: AtomicU64,
+    pub store_slots_reused: AtomicU64,
+    pub store_write_errors: AtomicU64,
+    pub store_auth_failures: AtomicU64,
 }
 
 pub(crate) fn add(c: &AtomicU64, n: u64) {
@@ -108,6 +120,10 @@ impl Counters {
             live_allocations: self.live_allocations.load(Relaxed),
             live_bytes: self.live_bytes.load(Relaxed),
             invalid_frees: self.invalid_frees.load(Relaxed),
+            store_file_bytes: self.store_file_bytes.load(Relaxed),
+            store_slots_reused: self.store_slots_reused.load(Relaxed),
+            store_write_errors: self.store_write_errors.load(Relaxed),
+            store_auth_failures: self.store_auth_failures.load(Relaxed),
         }
     }
 }

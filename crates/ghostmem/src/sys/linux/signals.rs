@@ -156,19 +156,25 @@ fn fmt_num(mut n: u64, radix: u64, buf: &mut [u8; 24]) -> &[u8] {
 
 fn fatal_fault(addr: usize, what: &'static str, errno: i32) -> ! {
     let mut b = [0u8; 24];
-    write_stderr(b"ghostmem: fatal: cannot resolve a fault on ghost memory at 0x");
+    let page = addr & !(crate::page::page_size() - 1);
+    write_stderr(b"ghostmem: fatal: ghost page 0x");
+    write_stderr(fmt_num(page as u64, 16, &mut b));
+    write_stderr(b" (fault at 0x");
     write_stderr(fmt_num(addr as u64, 16, &mut b));
-    write_stderr(b": ");
+    write_stderr(b") cannot be restored: ");
     write_stderr(what.as_bytes());
-    write_stderr(b" failed with errno ");
-    write_stderr(fmt_num(u64::from(errno.unsigned_abs()), 10, &mut b));
+    write_stderr(b" failed");
+    if errno != 0 {
+        write_stderr(b" with errno ");
+        write_stderr(fmt_num(u64::from(errno.unsigned_abs()), 10, &mut b));
+    }
     if errno == libc::ENOMEM {
         write_stderr(
             b" (ENOMEM: out of memory, or the process reached vm.max_map_count; \
               lower max_memory_pages or raise the sysctl)",
         );
     }
-    fatal("\n")
+    fatal(". Stopping the process rather than letting it read wrong data.\n")
 }
 
 /// Blocks every signal on this thread while alive; restores the previous mask on drop.
