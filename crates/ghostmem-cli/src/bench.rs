@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 
 use crate::data::{SplitMix64, derive_seed, mix64, seq_value};
 use crate::engine::{
-    Failure, GhostRegion, describe_pages, new_engine, round_to_pages, stats_json, stats_lines,
+    Failure, GhostRegion, StoreArgs, describe_pages, new_engine, round_to_pages, stats_json,
+    stats_lines,
 };
 use crate::procfs::PeakRss;
 use crate::size::{format_bytes, parse_nonzero_size, to_u64};
@@ -47,6 +48,8 @@ pub struct BenchArgs {
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// The benchmark workloads.
@@ -128,7 +131,7 @@ pub fn run(args: &BenchArgs, verbose: bool) -> Result<ExitCode, Failure> {
     let ghost = match args.memory {
         Memory::Ghost => {
             let peak = PeakRss::start();
-            let engine = new_engine(budget_pages, size, verbose)?;
+            let engine = new_engine(budget_pages, size, verbose, &args.store)?;
             let mut region = GhostRegion::new(&engine, size)?;
             let mut outcome = run_workload(region.words(), &spec);
             outcome.stats = engine.stats();

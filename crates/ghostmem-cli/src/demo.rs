@@ -9,7 +9,7 @@ use ghostmem::GhostMem;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::data::fill_demo_page;
-use crate::engine::{Failure, describe_pages, new_engine, round_to_pages, stats_lines};
+use crate::engine::{Failure, StoreArgs, describe_pages, new_engine, round_to_pages, stats_lines};
 use crate::procfs::{PeakRss, rss_kib};
 use crate::size::{format_bytes, parse_nonzero_size, to_u64};
 
@@ -25,6 +25,8 @@ pub struct DemoArgs {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// The data lives in an ordinary `Vec`, whose allocator is the engine.
@@ -36,7 +38,7 @@ pub fn run(args: &DemoArgs, verbose: bool) -> Result<ExitCode, Failure> {
     let size = round_to_pages(args.size)?;
     let pages = size / page;
     let budget_pages = args.budget / page;
-    let engine = new_engine(budget_pages, size, verbose)?;
+    let engine = new_engine(budget_pages, size, verbose, &args.store)?;
 
     println!(
         "ghostmem demo: {} of mixed data (text, numbers, zeros, random) through a {} budget",

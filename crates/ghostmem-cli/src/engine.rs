@@ -41,9 +41,29 @@ impl From<ghostmem::Error> for Failure {
     }
 }
 
+/// Where evicted pages go: `--disk PATH [--encrypt] [--no-compress]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StoreArgs {
+    /// Keep evicted pages in this swap file instead of process memory (created, truncated,
+    /// removed at exit; a directory means an anonymous file in it).
+    #[arg(long, value_name = "PATH")]
+    pub disk: Option<std::path::PathBuf>,
+    /// Encrypt and authenticate pages written to the swap file.
+    #[arg(long, requires = "disk")]
+    pub encrypt: bool,
+    /// Write pages to the swap file uncompressed.
+    #[arg(long, requires = "disk")]
+    pub no_compress: bool,
+}
+
 /// A new engine instance with a budget of `budget_pages`, able to hold `size` bytes of
-/// allocations.
-pub fn new_engine(budget_pages: usize, size: usize, verbose: bool) -> Result<GhostMem, Failure> {
+/// allocations, storing evicted pages as `store` says.
+pub fn new_engine(
+    budget_pages: usize,
+    size: usize,
+    verbose: bool,
+    store: &StoreArgs,
+) -> Result<GhostMem, Failure> {
     if budget_pages == 0 {
         // The engine reads 0 as "use the default budget", which is not what anyone asked for.
         return Err(Failure::Usage(format!(
@@ -54,6 +74,13 @@ pub fn new_engine(budget_pages: usize, size: usize, verbose: bool) -> Result<Gho
     let mut builder = Config::builder()
         .max_memory_pages(budget_pages)
         .enable_verbose_logging(verbose);
+    if let Some(path) = &store.disk {
+        builder = builder
+            .use_disk_backing(true)
+            .disk_file_path(path)
+            .encrypt_disk_pages(store.encrypt)
+            .compress_before_disk(!store.no_compress);
+    }
     // The default reservation (tens of GiB) covers ordinary sizes; reserve more for huge ones.
     const ORDINARY: usize = 16 << 30;
     if size > ORDINARY {
@@ -158,6 +185,10 @@ pub fn stats_json(stats: &Stats) -> Map<String, Value> {
         ("compressed_bytes", stats.compressed_bytes),
         ("original_bytes", stats.original_bytes),
         ("store_reserved_bytes", stats.store_reserved_bytes),
+        ("store_file_bytes", stats.store_file_bytes),
+        ("store_slots_reused", stats.store_slots_reused),
+        ("store_write_errors", stats.store_write_errors),
+        ("store_auth_failures", stats.store_auth_failures),
     ] {
         map.insert(key.to_owned(), json!(value));
     }
@@ -193,6 +224,20 @@ pub fn stats_lines(stats: &Stats) -> Vec<(&'static str, String)> {
                 stats.compressed_pages,
                 stats.incompressible_pages
             ),
+        ),
+        (
+            "swap file",
+            if stats.store_file_bytes == 0 && stats.store_write_errors == 0 {
+                "none (in-memory store)".to_owned()
+            } else {
+                format!(
+                    "{}, slots reused {}, write errors {}, authentication failures {}",
+                    format_bytes(stats.store_file_bytes),
+                    stats.store_slots_reused,
+                    stats.store_write_errors,
+                    stats.store_auth_failures
+                )
+            },
         ),
         (
             "pager",

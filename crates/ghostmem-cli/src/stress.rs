@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::json;
 
 use crate::data::{SplitMix64, derive_seed};
-use crate::engine::{Failure, GhostRegion, new_engine};
+use crate::engine::{Failure, GhostRegion, StoreArgs, new_engine};
 
 /// Private pages per thread.
 const PRIVATE_PAGES: usize = 16;
@@ -62,7 +62,12 @@ pub fn run(args: &StressArgs, verbose: bool) -> Result<ExitCode, Failure> {
     let budget_pages = usize::try_from(args.budget)
         .map_err(|_| Failure::Usage(format!("a budget of {} pages is too large", args.budget)))?;
     let total_pages = SHARED_PAGES + PRIVATE_PAGES * threads;
-    let engine = new_engine(budget_pages, total_pages * page, verbose)?;
+    let engine = new_engine(
+        budget_pages,
+        total_pages * page,
+        verbose,
+        &StoreArgs::default(),
+    )?;
     let mut region = GhostRegion::new(&engine, total_pages * page)?;
     let (shared, private) = region.split_shared(SHARED_PAGES * wpp);
 
