@@ -2,9 +2,9 @@
 //!
 //! Run with `cargo bench -p ghostmem --bench codec`.
 //!
-//! Self-contained on purpose: it does not use the engine's codec module, so it can
-//! be used to re-evaluate the codec choice independently of the engine (see
-//! `docs/codec.md`).
+//! The C side is the engine's own codec (`ghostmem::codec::Lz4`: liblz4's
+//! `LZ4_compress_fast_extState` with a preallocated state, `LZ4_decompress_safe`), so the
+//! numbers describe exactly what the fault path runs (see `docs/codec.md`).
 //!
 //! Semantics mirror the engine's store policy: a page whose LZ4 output would exceed
 //! 3/4 of a page (3072 bytes) is stored raw.
@@ -23,7 +23,6 @@
 //! asserted to be byte-identical to the original page.
 
 use std::hint::black_box;
-use std::os::raw::{c_char, c_int, c_void};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -34,31 +33,7 @@ use lz4_flex::block::{
 // The C library is built and linked by `lz4-sys`; the functions below are not part of
 // its Rust bindings, so they are declared here. This import keeps the crate (and thus
 // `liblz4.a`) linked.
-use lz4_sys as _;
-
-unsafe extern "C" {
-    /// Size in bytes of the state for `LZ4_compress_fast_extState` (16416 in lz4 1.10).
-    safe fn LZ4_sizeofState() -> c_int;
-    /// Compresses `src_size` bytes into at most `dst_capacity` bytes using the
-    /// caller-provided, 8-byte-aligned `state`. Returns the compressed size, or 0 if
-    /// the output did not fit. Never allocates.
-    fn LZ4_compress_fast_extState(
-        state: *mut c_void,
-        src: *const c_char,
-        dst: *mut c_char,
-        src_size: c_int,
-        dst_capacity: c_int,
-        acceleration: c_int,
-    ) -> c_int;
-    /// Decompresses a block; returns the decompressed size or a negative value on
-    /// malformed input. Never reads/writes outside the given buffers. Never allocates.
-    fn LZ4_decompress_safe(
-        src: *const c_char,
-        dst: *mut c_char,
-        compressed_size: c_int,
-        dst_capacity: c_int,
-    ) -> c_int;
-}
+use ghostmem::codec::{Codec, Lz4};
 
 const PAGE: usize = 4096;
 /// Largest compressed size the engine stores; anything larger is stored raw.
@@ -69,60 +44,9 @@ const FLEX_BUF: usize = get_maximum_output_size(PAGE);
 // ---------------------------------------------------------------------------------
 // Codecs
 
-/// C liblz4 compressor with a preallocated state (what the engine can own up front,
-/// so nothing is allocated on the fault path).
-struct CCompressor {
-    /// `u64` storage gives the 8-byte alignment LZ4 requires.
-    state: Box<[u64]>,
-    acceleration: c_int,
-}
-
-impl CCompressor {
-    fn new(acceleration: c_int) -> Self {
-        let bytes = usize::try_from(LZ4_sizeofState()).expect("LZ4_sizeofState is positive");
-        Self {
-            state: vec![0u64; bytes.div_ceil(8)].into_boxed_slice(),
-            acceleration,
-        }
-    }
-
-    /// Returns the compressed length, or `None` if the page must be stored raw.
-    fn compress(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
-        let src_len = c_int::try_from(src.len()).expect("page fits in c_int");
-        let dst_len = c_int::try_from(dst.len()).expect("buffer fits in c_int");
-        // SAFETY: `state` is 8-byte aligned and at least `LZ4_sizeofState()` bytes and
-        // exclusively borrowed; `src`/`dst` are valid for `src_len`/`dst_len` bytes and
-        // do not overlap (`&` vs `&mut`). LZ4 writes at most `dst_len` bytes to `dst`.
-        let n = unsafe {
-            LZ4_compress_fast_extState(
-                self.state.as_mut_ptr().cast(),
-                src.as_ptr().cast(),
-                dst.as_mut_ptr().cast(),
-                src_len,
-                dst_len,
-                self.acceleration,
-            )
-        };
-        usize::try_from(n).ok().filter(|&n| n > 0)
-    }
-}
-
-/// `LZ4_decompress_safe`; returns the decompressed length, `None` on malformed input.
-fn c_decompress(src: &[u8], dst: &mut [u8]) -> Option<usize> {
-    let src_len = c_int::try_from(src.len()).expect("block fits in c_int");
-    let dst_len = c_int::try_from(dst.len()).expect("buffer fits in c_int");
-    // SAFETY: `src` is valid for reads of `src_len` bytes, `dst` for writes of
-    // `dst_len` bytes, and they do not overlap. `LZ4_decompress_safe` never accesses
-    // memory outside these ranges, even for malformed input.
-    let n = unsafe {
-        LZ4_decompress_safe(
-            src.as_ptr().cast(),
-            dst.as_mut_ptr().cast(),
-            src_len,
-            dst_len,
-        )
-    };
-    usize::try_from(n).ok()
+/// The engine's decoder; returns the decompressed length (the whole page) or `None`.
+fn c_decompress(codec: &mut Lz4, src: &[u8], dst: &mut [u8]) -> Option<usize> {
+    codec.decompress(src, dst).ok().map(|()| dst.len())
 }
 
 /// `lz4_flex::block::compress_into` + the engine's 3/4-page policy.
@@ -256,7 +180,7 @@ fn make_page(kind: &str) -> Box<[u8; PAGE]> {
 /// with both codecs; every output must equal the page. Returns the two compressed
 /// sizes as the engine would see them (`None` = stored raw).
 fn check_round_trips(kind: &str, page: &[u8; PAGE]) -> (Option<usize>, Option<usize>) {
-    let mut c = CCompressor::new(1);
+    let mut c = Lz4::new();
     let mut c_out = [0u8; FLEX_BUF];
     let c_len = c
         .compress(page, &mut c_out)
@@ -268,7 +192,7 @@ fn check_round_trips(kind: &str, page: &[u8; PAGE]) -> (Option<usize>, Option<us
         let mut a = [0u8; PAGE];
         let mut b = [0u8; PAGE];
         assert_eq!(
-            c_decompress(block, &mut a),
+            c_decompress(&mut c, block, &mut a),
             Some(PAGE),
             "{kind}: {enc} -> C"
         );
@@ -312,7 +236,7 @@ fn bench_codecs(crit: &mut Criterion) {
     group.throughput(Throughput::Bytes(PAGE as u64));
     for (kind, page) in &pages {
         let page: &[u8] = &page[..];
-        let mut c = CCompressor::new(1);
+        let mut c = Lz4::new();
         let mut c_dst = [0u8; MAX_STORED];
         group.bench_function(BenchmarkId::new("lz4_c", kind), |b| {
             b.iter(|| c.compress(black_box(page), black_box(&mut c_dst)));
@@ -333,10 +257,11 @@ fn bench_codecs(crit: &mut Criterion) {
     for (kind, page) in &pages {
         let mut out = [0u8; PAGE];
         let mut c_dst = [0u8; MAX_STORED];
-        if let Some(n) = CCompressor::new(1).compress(&page[..], &mut c_dst) {
+        if let Some(n) = Lz4::new().compress(&page[..], &mut c_dst) {
             let block = &c_dst[..n];
             group.bench_function(BenchmarkId::new("lz4_c", kind), |b| {
-                b.iter(|| c_decompress(black_box(block), black_box(&mut out)));
+                let mut codec = Lz4::new();
+                b.iter(|| c_decompress(&mut codec, black_box(block), black_box(&mut out)));
             });
         }
         let mut f_dst = [0u8; FLEX_BUF];
