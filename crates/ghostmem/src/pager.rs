@@ -512,7 +512,11 @@ impl Pager {
     /// Move every stored page into `store` and make it the pager's store; choose whether data
     /// pages are compressed from now on. All or nothing: if any block cannot be moved, the new
     /// store is emptied and the old one stays in use.
-    pub fn replace_store(&self, mut store: Box<dyn PageStore>, compress: bool) -> Result<(), Failure> {
+    pub fn replace_store(
+        &self,
+        mut store: Box<dyn PageStore>,
+        compress: bool,
+    ) -> Result<(), Failure> {
         let mut lock = self.lock_ordinary();
         let st = &mut *lock.guard;
         let mut moved = Vec::new();
@@ -554,7 +558,8 @@ impl Pager {
     fn publish_store_stats(&self, st: &State) {
         let s = st.store.stats();
         let c = &self.counters;
-        c.store_reserved_bytes.store(st.store.reserved_bytes(), Relaxed);
+        c.store_reserved_bytes
+            .store(st.store.reserved_bytes(), Relaxed);
         c.store_file_bytes.store(s.file_bytes, Relaxed);
         c.store_slots_reused.store(s.slots_reused, Relaxed);
         c.store_write_errors.store(s.write_errors, Relaxed);

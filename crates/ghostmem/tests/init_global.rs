@@ -11,7 +11,10 @@ fn config(pages: usize) -> Config {
 #[test]
 fn init_global_creates_then_reconfigures_without_losing_data() {
     let g = GhostMem::init_global(config(8)).unwrap();
-    assert!(std::ptr::eq(g, GhostMem::global()), "one process-wide instance");
+    assert!(
+        std::ptr::eq(g, GhostMem::global()),
+        "one process-wide instance"
+    );
     assert_eq!(g.stats().budget_pages, 8);
 
     let words = 40 * page_size() / 8;
@@ -29,7 +32,10 @@ fn init_global_creates_then_reconfigures_without_losing_data() {
 
     for pages in [3, 100, 5] {
         let again = GhostMem::init_global(config(pages)).unwrap();
-        assert!(std::ptr::eq(again, g), "reconfigured in place, not replaced");
+        assert!(
+            std::ptr::eq(again, g),
+            "reconfigured in place, not replaced"
+        );
         let s = g.stats();
         assert_eq!(s.budget_pages, pages as u64);
         assert!(s.resident_pages <= pages as u64, "{s:?}");
