@@ -22,6 +22,12 @@ for ex in global_allocator allocator_api; do
   "target/release/examples/$ex"
 done
 
+step "C and C++: cmake, g++ and pkg-config (installed with apt-get when missing)"
+scripts/install-deps.sh
+
+step "C and C++: header check, CMake build, ctest, install tree, README lines, release archive"
+scripts/test-c-cpp.sh
+
 step "acceptance: seq bench, 256 MiB under a 16 MiB budget"
 target/release/ghostmem bench --workload seq --size 256MiB --budget 16MiB --json | tee target/bench-seq.json
 python3 - target/bench-seq.json <<'PY'
