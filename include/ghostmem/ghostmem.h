@@ -17,9 +17,9 @@
  *   handle.
  * - **Errors**: a function that can fail returns a ::ghostmem_status_t (::GHOSTMEM_OK is 0),
  *   NULL or false, and records a message that ghostmem_last_error() returns on the same
- *   thread. Successful calls do not clear it. Nothing is ever printed, and no call aborts the
- *   process on bad input: an internal error (a Rust panic) is caught at this boundary and
- *   reported as ::GHOSTMEM_ERR_INTERNAL.
+ *   thread. Successful calls do not clear it. Errors are never printed (only verbose logging,
+ *   when enabled, writes to stderr), and no call aborts the process on bad input: an internal
+ *   error (a Rust panic) is caught at this boundary and reported as ::GHOSTMEM_ERR_INTERNAL.
  * - **Ownership**: stated per function. Strings returned by the library are never freed by
  *   the caller. Strings passed in are only read during the call.
  * - **System calls on ghost memory**: the kernel does not fault for its own accesses, so a
