@@ -83,4 +83,16 @@ top=$(cd "$work/release/ghostmem-linux-x64" && ls | sort | tr '\n' ' ')
 "$work/release/ghostmem-linux-x64/bin/ghostmem_demo" --mib 4 --budget 16
 readme_against "$work/release/ghostmem-linux-x64" "$work/release-consumer"
 
+step "the guide's Linux Makefile and CMakeLists.txt with the release archive's files"
+guide=$work/guide-project
+rm -rf "$guide"
+mkdir -p "$guide/src"
+cp -r "$work/release/ghostmem-linux-x64/include" "$work/release/ghostmem-linux-x64/lib" "$guide/"
+cp "$work/install/main.cpp" "$guide/src/main.cpp"
+cp tests/cpp/guide-linux/Makefile tests/cpp/guide-linux/CMakeLists.txt "$guide/"
+make -C "$guide" run
+cmake -S "$guide" -B "$guide/build" >/dev/null
+cmake --build "$guide/build" >/dev/null
+LD_LIBRARY_PATH="$guide/lib" "$guide/build/myapp"
+
 printf '\nC and C++: all checks passed\n'
