@@ -4,8 +4,12 @@
 //! [`BlockRef`]; on restore it asks for the bytes again and then removes them. This version
 //! ships the in-memory store ([`MemoryStore`]); a disk-backed store implements the same trait.
 
+pub mod disk;
+pub mod fallback;
 mod memory;
 
+pub use disk::{Cipher, DiskOpenError, DiskOptions, DiskStore};
+pub use fallback::FallbackStore;
 pub use memory::MemoryStore;
 
 use crate::page::PageId;
