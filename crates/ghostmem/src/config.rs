@@ -187,11 +187,8 @@ impl ConfigBuilder {
         if self.encrypt_disk_pages && !self.use_disk_backing {
             return Err(ConfigError::EncryptionWithoutDisk);
         }
-        if self.use_disk_backing {
-            if self.disk_file_path.as_os_str().is_empty() {
-                return Err(ConfigError::EmptyDiskPath);
-            }
-            return Err(ConfigError::DiskBackingUnsupported);
+        if self.use_disk_backing && self.disk_file_path.as_os_str().is_empty() {
+            return Err(ConfigError::EmptyDiskPath);
         }
         Ok(Config {
             max_memory_pages,

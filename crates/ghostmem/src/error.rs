@@ -30,11 +30,6 @@ pub enum ConfigError {
     /// `disk_file_path` is empty.
     #[error("disk_file_path is empty")]
     EmptyDiskPath,
-    /// Disk backing is not implemented in this version.
-    #[error(
-        "use_disk_backing is not supported yet: this version keeps evicted pages in process memory"
-    )]
-    DiskBackingUnsupported,
 }
 
 /// Errors creating an instance or allocating from it.
@@ -67,6 +62,9 @@ pub enum Error {
         /// Mappings the process already has.
         in_use: usize,
     },
+    /// The swap file could not be opened (disk-backed mode).
+    #[error(transparent)]
+    Disk(#[from] crate::store::DiskOpenError),
     /// Every slot of the process-wide instance table is taken.
     #[error("too many live GhostMem instances in this process (at most {0})")]
     TooManyInstances(usize),

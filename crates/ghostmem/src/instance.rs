@@ -17,7 +17,7 @@ use crate::page::page_size;
 use crate::pager::Pager;
 use crate::registry;
 use crate::stats::{Stats, add};
-use crate::store::MemoryStore;
+use crate::store::{DiskOptions, DiskStore, FallbackStore, MemoryStore, PageStore};
 use crate::sys::{self, Arena};
 
 thread_local! {
@@ -91,10 +91,14 @@ impl GhostMem {
         let pager = Pager::new(
             arena,
             budget,
-            Box::new(MemoryStore::new(page_size())),
+            open_store(&config)?,
             Box::new(Lz4::new()),
-            true,
-        );
+            compresses(&config),
+        )
+        .map_err(|e| Error::Sys {
+            op: "mmap(fault stack)",
+            source: e.into(),
+        })?;
         let verbose = AtomicBool::new(config.enable_verbose_logging);
         let mut inner = Box::new(Inner {
             config: Mutex::new(config),
@@ -170,6 +174,9 @@ impl GhostMem {
             .unwrap_or_else(PoisonError::into_inner);
         let budget = config.max_memory_pages;
         check_map_count(budget, current.max_memory_pages)?;
+        if store_differs(&current, &config) {
+            self.switch_store(&mut current, &config)?;
+        }
         self.inner
             .pager
             .set_budget(budget)
@@ -200,6 +207,35 @@ impl GhostMem {
     pub fn stats(&self) -> Stats {
         let p = &self.inner.pager;
         p.counters.snapshot(page_size(), p.budget())
+    }
+
+    /// Move the evicted pages into the store `config` asks for. On failure the instance keeps
+    /// a working store, and `current` says which.
+    fn switch_store(&self, current: &mut Config, config: &Config) -> Result<(), Error> {
+        let pager = &self.inner.pager;
+        let to = |store: Box<dyn PageStore>, compress: bool| {
+            pager
+                .replace_store(store, compress)
+                .map_err(|f| Error::Sys {
+                    op: f.what,
+                    source: std::io::Error::from_raw_os_error(f.errno),
+                })
+        };
+        if config.use_disk_backing
+            && current.use_disk_backing
+            && same_file(&current.disk_file_path, &config.disk_file_path)
+        {
+            // Opening the new store truncates the file the old one uses: go through memory.
+            to(Box::new(MemoryStore::new(page_size())), true)?;
+            current.use_disk_backing = false;
+            current.encrypt_disk_pages = false;
+        }
+        to(open_store(config)?, compresses(config))?;
+        current.use_disk_backing = config.use_disk_backing;
+        current.disk_file_path.clone_from(&config.disk_file_path);
+        current.compress_before_disk = config.compress_before_disk;
+        current.encrypt_disk_pages = config.encrypt_disk_pages;
+        Ok(())
     }
 
     /// Allocate `size` bytes (the original's `AllocateGhost`). The memory is 16-byte aligned,
@@ -297,6 +333,42 @@ fn global_with(config: impl FnOnce() -> Result<Config, Error>) -> Result<&'stati
     }
     let made = GhostMem::new(config()?)?;
     Ok(GLOBAL.get_or_init(|| made))
+}
+
+/// The store a configuration asks for: the swap file (falling back to memory for blocks the
+/// file cannot take), or process memory.
+fn open_store(config: &Config) -> Result<Box<dyn PageStore>, Error> {
+    if !config.use_disk_backing {
+        return Ok(Box::new(MemoryStore::new(page_size())));
+    }
+    let options = DiskOptions {
+        encrypt: config.encrypt_disk_pages,
+    };
+    let disk = DiskStore::open(&config.disk_file_path, page_size(), options)?;
+    Ok(Box::new(FallbackStore::new(disk, page_size())))
+}
+
+/// Whether data pages are LZ4-compressed: always in memory, as configured on disk.
+fn compresses(config: &Config) -> bool {
+    !config.use_disk_backing || config.compress_before_disk
+}
+
+/// Whether two configurations need different stores.
+fn store_differs(a: &Config, b: &Config) -> bool {
+    a.use_disk_backing != b.use_disk_backing
+        || (b.use_disk_backing
+            && (a.disk_file_path != b.disk_file_path
+                || a.encrypt_disk_pages != b.encrypt_disk_pages
+                || a.compress_before_disk != b.compress_before_disk))
+}
+
+/// Whether two swap-file paths name the same file (as far as can be told before opening).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
 }
 
 /// Refuse a budget that could need more memory mappings than the kernel allows. Per-page

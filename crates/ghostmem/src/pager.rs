@@ -30,7 +30,7 @@ use crate::page::{PageId, PageRun, page_size};
 use crate::registry::Outcome;
 use crate::stats::{Counters, add, sub};
 use crate::store::{BlockRef, PageStore, StoreError};
-use crate::sys::{Arena, SignalsBlocked};
+use crate::sys::{Arena, FaultStack, SignalsBlocked};
 
 /// How access to ghost pages is granted and revoked: the seam between the pager and the way
 /// faults are delivered (SIGSEGV + `mprotect` now; userfaultfd later).
@@ -253,12 +253,18 @@ pub(crate) struct Pager {
     pub counters: Counters,
     access: Box<dyn Access>,
     budget: AtomicUsize,
-    state: Mutex<State>,
+    state: Mutex<Locked>,
+}
+
+/// What the pager lock protects: the state, and the stack the fault path runs on.
+struct Locked {
+    st: State,
+    stack: FaultStack,
 }
 
 /// The pager lock taken from ordinary code: signals blocked first, released last.
 struct OrdinaryLock<'a> {
-    guard: MutexGuard<'a, State>,
+    guard: MutexGuard<'a, Locked>,
     _blocked: SignalsBlocked,
 }
 
@@ -269,27 +275,31 @@ impl Pager {
         store: Box<dyn PageStore>,
         codec: Box<dyn Codec>,
         compress: bool,
-    ) -> Pager {
+    ) -> rustix::io::Result<Pager> {
         let page = page_size();
+        let stack = FaultStack::new()?;
         let pages = arena.pages();
-        Pager {
+        Ok(Pager {
             // Zeroed allocation: the kernel supplies zero pages lazily, so an entry costs RAM
             // only once its page has been used.
-            state: Mutex::new(State {
-                table: vec![[0u64; 2]; pages],
-                clock: Clock::new(budget),
-                store,
-                codec,
-                page_buf: vec![0u8; page].into_boxed_slice(),
-                out_buf: vec![0u8; page].into_boxed_slice(),
-                compress,
-                high_water: 0,
+            state: Mutex::new(Locked {
+                stack,
+                st: State {
+                    table: vec![[0u64; 2]; pages],
+                    clock: Clock::new(budget),
+                    store,
+                    codec,
+                    page_buf: vec![0u8; page].into_boxed_slice(),
+                    out_buf: vec![0u8; page].into_boxed_slice(),
+                    compress,
+                    high_water: 0,
+                },
             }),
             arena,
             counters: Counters::default(),
             access: Box::new(Mprotect),
             budget: AtomicUsize::new(budget),
-        }
+        })
     }
 
     pub fn budget(&self) -> usize {
@@ -300,7 +310,7 @@ impl Pager {
     /// pages keep their CLOCK order and reference bits.
     pub fn set_budget(&self, budget: usize) -> Result<(), Failure> {
         let mut lock = self.lock_ordinary();
-        let st = &mut *lock.guard;
+        let st = &mut lock.guard.st;
         while st.clock.resident() > budget {
             let (slot, victim) = st.clock.victim();
             self.evict(st, victim)?;
@@ -336,7 +346,7 @@ impl Pager {
     /// Resolve a fault on `page`. Runs in the fault handler.
     pub fn fault(&self, page: PageId) -> Outcome {
         let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let st = &mut *guard;
+        let Locked { st, stack } = &mut *guard;
         match st.get(page) {
             Entry::Free => Outcome::NotOurs,
             Entry::Resident { slot } => {
@@ -345,7 +355,7 @@ impl Pager {
                 add(&self.counters.faults, 1);
                 Outcome::Handled
             }
-            entry => match self.bring_in(st, page, entry) {
+            entry => match stack.run(|| self.bring_in(st, page, entry)) {
                 Ok(()) => {
                     add(&self.counters.faults, 1);
                     Outcome::Handled
@@ -502,11 +512,11 @@ impl Pager {
     pub fn activate(&self, run: PageRun) {
         let mut lock = self.lock_ordinary();
         for page in run.pages() {
-            debug_assert_eq!(lock.guard.get(page), Entry::Free);
-            lock.guard.set(page, Entry::Fresh);
+            debug_assert_eq!(lock.guard.st.get(page), Entry::Free);
+            lock.guard.st.set(page, Entry::Fresh);
         }
         let end = run.first.index() + run.count as usize;
-        lock.guard.high_water = lock.guard.high_water.max(end);
+        lock.guard.st.high_water = lock.guard.st.high_water.max(end);
     }
 
     /// Move every stored page into `store` and make it the pager's store; choose whether data
@@ -518,7 +528,7 @@ impl Pager {
         compress: bool,
     ) -> Result<(), Failure> {
         let mut lock = self.lock_ordinary();
-        let st = &mut *lock.guard;
+        let st = &mut lock.guard.st;
         let mut moved = Vec::new();
         for index in 0..st.high_water {
             let page = PageId(u32::try_from(index).expect("arena pages fit in u32"));
@@ -570,7 +580,7 @@ impl Pager {
     /// are freed and any later access is an ordinary segmentation fault.
     pub fn release(&self, run: PageRun) -> Result<(), Failure> {
         let mut lock = self.lock_ordinary();
-        let st = &mut *lock.guard;
+        let st = &mut lock.guard.st;
         for page in run.pages() {
             let entry = st.get(page);
             match entry {

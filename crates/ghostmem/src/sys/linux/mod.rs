@@ -3,9 +3,11 @@
 
 mod arena;
 mod signals;
+mod stack;
 
 pub(crate) use arena::Arena;
 pub(crate) use signals::{SignalsBlocked, fatal, install_fault_handler, segv_is_default};
+pub(crate) use stack::FaultStack;
 
 /// The kernel's limit on memory mappings per process, and how many the process has now.
 pub(crate) fn map_count() -> Option<(usize, usize)> {
