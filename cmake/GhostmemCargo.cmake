@@ -3,9 +3,13 @@
 # ghostmem::ghostmem_shared.
 #
 # cargo runs on every build (it returns at once when nothing changed) in the workspace's target
-# directory, so CMake and `cargo build --release` share one build. The artifacts are copied to
-# <build>/lib as libghostmem.a and libghostmem.so (the shared library's SONAME is
-# libghostmem.so, set by the crate's build.rs).
+# directory, so CMake and `cargo build --release` share one build. It builds the workspace's
+# libraries (`--workspace --lib`, which is the engine and this C ABI crate) rather than
+# `-p ghostmem-capi` alone: with the whole workspace selected, cargo resolves the same features
+# as `cargo build --release --workspace` (the command-line tool's dependencies turn on more
+# features of shared proc-macro crates), so the engine built there is reused, not rebuilt.
+# The artifacts are copied to <build>/lib as libghostmem.a and libghostmem.so (the shared
+# library's SONAME is libghostmem.so, set by the crate's build.rs).
 
 find_program(GHOSTMEM_CARGO cargo HINTS "$ENV{CARGO_HOME}/bin" "$ENV{HOME}/.cargo/bin")
 if(NOT GHOSTMEM_CARGO)
@@ -35,7 +39,7 @@ set(GHOSTMEM_STATIC_LINK_LIBRARIES pthread dl m rt util)
 
 add_custom_target(ghostmem_cargo_build
   COMMAND "${CMAKE_COMMAND}" -E env "CARGO_TARGET_DIR=${GHOSTMEM_CARGO_TARGET_DIR}"
-          "${GHOSTMEM_CARGO}" build --release -p ghostmem-capi
+          "${GHOSTMEM_CARGO}" build --release --workspace --lib
   COMMAND "${CMAKE_COMMAND}" -E make_directory "${GHOSTMEM_LIBRARY_DIR}"
   COMMAND "${CMAKE_COMMAND}" -E copy_if_different "${_ghostmem_cargo_out}/libghostmem_capi.a"
           "${GHOSTMEM_STATIC_LIBRARY}"
@@ -43,7 +47,7 @@ add_custom_target(ghostmem_cargo_build
           "${GHOSTMEM_SHARED_LIBRARY}"
   BYPRODUCTS "${GHOSTMEM_STATIC_LIBRARY}" "${GHOSTMEM_SHARED_LIBRARY}"
   WORKING_DIRECTORY "${_ghostmem_workspace}"
-  COMMENT "cargo build --release -p ghostmem-capi"
+  COMMENT "cargo build --release --workspace --lib (libghostmem)"
   USES_TERMINAL
   VERBATIM)
 
