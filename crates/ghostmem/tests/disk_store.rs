@@ -268,25 +268,30 @@ fn bounded_file_changing_sizes() {
         }
     };
     let uniform = |_page: u64, n: u64| 1 + mix(n) as usize % PAGE;
-    for cipher in [None, Some(Cipher::preferred())] {
-        for (name, size) in [
-            ("pager-like", &pager_like as &dyn Fn(u64, u64) -> usize),
-            ("uniform", &uniform),
-        ] {
-            let (largest, live, reused, file) = churn(cipher, size);
-            eprintln!(
-                "{name} sizes, {cipher:?}: live {live} B, file {file} B (largest {largest} B), \
-                 largest/live {:.2}, {reused} slots reused",
-                largest as f64 / live as f64
-            );
-            assert!(reused >= 9_000, "{reused}");
-            // Twice the live data, plus one largest slot of slack per size class.
-            let slack = 16 * 4128;
-            assert!(
-                largest <= 2 * live + slack,
-                "{largest} > 2 x {live} + {slack}"
-            );
-        }
+    // (Encrypted only with the pager's sizes: the sealing overhead is the only difference, and
+    // unoptimised ciphers make debug runs slow.)
+    for (cipher, name, size) in [
+        (
+            None,
+            "pager-like",
+            &pager_like as &dyn Fn(u64, u64) -> usize,
+        ),
+        (None, "uniform", &uniform),
+        (Some(Cipher::preferred()), "pager-like", &pager_like),
+    ] {
+        let (largest, live, reused, file) = churn(cipher, size);
+        eprintln!(
+            "{name} sizes, {cipher:?}: live {live} B, file {file} B (largest {largest} B), \
+             largest/live {:.2}, {reused} slots reused",
+            largest as f64 / live as f64
+        );
+        assert!(reused >= 9_000, "{reused}");
+        // Twice the live data, plus one page slot of slack.
+        let slack = 4128;
+        assert!(
+            largest <= 2 * live + slack,
+            "{largest} > 2 x {live} + {slack}"
+        );
     }
 }
 
@@ -777,7 +782,10 @@ mod signal_stack {
                 "{cipher:?}: {used} bytes of signal stack, {} beyond the kernel's frame",
                 used - frame
             );
-            assert!(used <= budget, "{cipher:?}: {used} > {budget}");
+            assert!(
+                used - frame <= budget,
+                "{cipher:?}: {used} - {frame} > {budget}"
+            );
         }
     }
 }

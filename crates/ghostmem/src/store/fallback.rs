@@ -107,7 +107,7 @@ impl<P: PageStore> PageStore for FallbackStore<P> {
         if block.0 & IN_MEMORY != 0 {
             self.memory
                 .remove(page, BlockRef(block.0 & !IN_MEMORY), len);
-            self.in_memory -= 1;
+            self.in_memory = self.in_memory.saturating_sub(1);
         } else {
             self.primary.remove(page, block, len);
         }

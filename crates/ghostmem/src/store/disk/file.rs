@@ -68,12 +68,18 @@ impl SwapFile {
         )
         .map_err(open_err(path))?;
         // No O_TRUNC here: truncation waits until the file is known to be a regular file of
-        // ours with no other name (below). NOFOLLOW refuses a symlink planted at the path,
-        // NONBLOCK keeps a FIFO planted there from blocking the open.
+        // ours with no other name (below). NOFOLLOW refuses a symlink planted at the path;
+        // NONBLOCK keeps a FIFO planted there from blocking the open, NOCTTY a terminal from
+        // becoming ours.
         let opened = rustix::fs::openat(
             &dir,
             name,
-            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            OFlags::RDWR
+                | OFlags::CREATE
+                | OFlags::NOFOLLOW
+                | OFlags::CLOEXEC
+                | OFlags::NONBLOCK
+                | OFlags::NOCTTY,
             mode,
         );
         let fd = match opened {
