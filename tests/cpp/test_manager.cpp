@@ -174,6 +174,47 @@ GM_TEST(initialize_fails_when_swap_file_cannot_be_opened)
     GM_CHECK_EQ(v.back(), 8);
 }
 
+GM_TEST(disk_backing_and_switching_stores)
+{
+    char dir[] = "/tmp/ghostmem-test-XXXXXX";
+    GM_CHECK(mkdtemp(dir) != nullptr);
+    const std::string path = std::string(dir) + "/ghost.swap";
+    GhostConfig config;
+    config.use_disk_backing = true;
+    config.disk_file_path = path;
+    config.max_memory_pages = 4;
+    GM_CHECK(mgr().Initialize(config));
+
+    std::vector<std::uint64_t, GhostAllocator<std::uint64_t>> v;
+    for (std::uint64_t i = 0; i < 100000; i++) { // 800 KB under 4 pages: evicted to the file
+        v.push_back(pattern(i));
+    }
+    auto verify = [&] {
+        for (std::uint64_t i = 0; i < v.size(); i++) {
+            GM_CHECK_EQ(v[i], pattern(i));
+        }
+    };
+    verify();
+    GhostMemoryStats s = stats();
+    GM_CHECK(s.evictions > 150 && s.restores > 0);
+    GM_CHECK(s.disk_file_bytes > 0);
+    GM_CHECK_EQ(s.disk_write_errors, 0u);
+
+    // Reconfigure: encrypted and uncompressed, then back to memory; the data stays.
+    config.encrypt_disk_pages = true;
+    config.compress_before_disk = false;
+    GM_CHECK(mgr().Initialize(config));
+    verify();
+    GM_CHECK_EQ(stats().disk_auth_failures, 0u);
+    GhostConfig in_memory;
+    in_memory.max_memory_pages = 4;
+    GM_CHECK(mgr().Initialize(in_memory));
+    verify();
+    GM_CHECK_EQ(stats().disk_file_bytes, 0u);
+    unlink(path.c_str()); // the engine removes it when it drops the store; tolerate either
+    GM_CHECK(rmdir(dir) == 0);
+}
+
 GM_TEST(initialize_again_keeps_memory)
 {
     GM_CHECK(initialize(8));

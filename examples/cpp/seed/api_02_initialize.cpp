@@ -1,8 +1,5 @@
 // From the API reference (seed 001), "GhostMemoryManager > Initialize()". The snippet is
 // verbatim; main() is added.
-//
-// Exit status: 0 when disk backing is available, 1 (the example's own error branch) while
-// it is not or the swap file cannot be opened. CTest accepts both and nothing else.
 #include "ghostmem/GhostMemoryManager.h"
 
 int main() {  // added

@@ -4,9 +4,6 @@
 // Fix: the example uses GhostAllocator but includes only GhostMemoryManager.h, which (in the
 // original library as in this one) does not declare it: `#include "ghostmem/GhostAllocator.h"`
 // is added.
-//
-// Exit status: 0 when disk backing is available, 1 (the example's own error branch) while it
-// is not. CTest accepts both and nothing else.
 #include "ghostmem/GhostMemoryManager.h"
 #include "ghostmem/GhostAllocator.h"  // fix (added)
 

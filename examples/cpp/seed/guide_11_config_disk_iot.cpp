@@ -1,10 +1,11 @@
 // From the integration guide (seed 000), "Configuration Best Practices > 1. Disk-Backed
 // Storage Mode", first example configuration. The snippet is verbatim; main() is added.
 //
-// Initialize() returns false while this version has no disk-backed store (and whenever the
-// swap file cannot be opened): the example's "Handle error" branch then runs, and the
-// process-wide instance keeps its previous (default) configuration.
+// Initialize() returns false when the swap file cannot be opened: the example's "Handle error"
+// branch then runs, and the process-wide instance keeps its previous (default) configuration.
+// (The swap file of the process-wide instance stays after the process exits.)
 #include "ghostmem/GhostMemoryManager.h"
+#include "ghostmem/GhostAllocator.h"  // added: for the check below
 
 int main() {  // added
 // Disk-backed mode for memory-constrained IoT device
@@ -17,8 +18,10 @@ config.max_memory_pages = 32;  // Only 128KB RAM for pages
 if (!GhostMemoryManager::Instance().Initialize(config)) {
     // Handle error
     std::cout << "disk backing not available: " << GhostMemoryManager::LastError() << std::endl;  // added
+    return 1;  // added
 }
-    void* p = GhostMemoryManager::Instance().AllocateGhost(4096);  // added: memory works either way
-    GhostMemoryManager::Instance().DeallocateGhost(p, 4096);       // added
-    return p != nullptr ? 0 : 1;                                   // added
+    std::vector<long, GhostAllocator<long>> v(100000);                    // added: 800 KB, 32 pages
+    for (long i = 0; i < 100000; i++) v[i] = i * 3;                       // added: resident, the
+    for (long i = 0; i < 100000; i++) if (v[i] != i * 3) return 1;        // added: rest on disk
+    return GhostMemoryManager::Instance().GetMemoryStats().disk_file_bytes > 0 ? 0 : 1;  // added
 }  // added

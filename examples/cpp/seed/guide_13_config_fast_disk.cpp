@@ -1,7 +1,7 @@
 // From the integration guide (seed 000), "Configuration Best Practices > 1. Disk-Backed
 // Storage Mode", third example configuration. The snippet is verbatim; main() is added.
-// (Like the example, it ignores Initialize()'s result: without a disk store it is false and
-// the default configuration stays in effect.)
+// (Like the example, it ignores Initialize()'s result: if the swap file cannot be opened the
+// default configuration stays in effect.)
 #include "ghostmem/GhostMemoryManager.h"
 
 int main() {  // added
