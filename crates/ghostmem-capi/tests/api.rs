@@ -220,3 +220,44 @@ fn status_strings_and_defaults() {
     ghostmem_clear_last_error();
     assert!(ghostmem_last_error().is_null());
 }
+
+#[test]
+fn disk_backing_through_the_c_config() {
+    let dir = std::env::temp_dir().join(format!("ghostmem-capi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path =
+        std::ffi::CString::new(dir.join("x.swap").into_os_string().into_encoded_bytes()).unwrap();
+    let mut c = config(4);
+    c.use_disk_backing = true;
+    c.encrypt_disk_pages = true;
+    c.disk_file_path = path.as_ptr();
+    // SAFETY: valid config; the path outlives the call.
+    let gm = unsafe { ghostmem_new(&c) };
+    assert!(!gm.is_null(), "{}", last_error());
+    let words = 64 * ghostmem_page_size() / 8;
+    // SAFETY: live handle.
+    let p = unsafe { ghostmem_alloc(gm, words * 8) }.cast::<u64>();
+    for i in 0..words {
+        // SAFETY: inside the allocation, aligned.
+        unsafe { p.add(i).write(i as u64 * 31) };
+    }
+    for i in 0..words {
+        // SAFETY: as above.
+        assert_eq!(unsafe { p.add(i).read() }, i as u64 * 31);
+    }
+    let s = stats(gm);
+    assert!(
+        s.store_file_bytes > 0 && s.store_auth_failures == 0,
+        "{s:?}"
+    );
+    // SAFETY: allocated above; the handle is owned and not used afterwards.
+    unsafe {
+        assert_eq!(ghostmem_free(gm, p.cast(), words * 8), GHOSTMEM_OK);
+        ghostmem_delete(gm);
+    }
+    assert!(
+        !dir.join("x.swap").exists(),
+        "deleting the instance removes its swap file"
+    );
+    std::fs::remove_dir(&dir).unwrap();
+}
