@@ -4,7 +4,7 @@
 use std::alloc::Layout;
 use std::cell::Cell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use allocator_api2::alloc::{AllocError, Allocator};
@@ -50,6 +50,23 @@ struct Inner {
     heap: Heap,
     pager: Pager,
     slot: usize,
+    /// Swap-file write errors already logged (the fault path counts them but cannot log).
+    logged_write_errors: AtomicU64,
+}
+
+impl Inner {
+    /// Log swap-file write errors the fault path counted since the last call.
+    fn log_store_errors(&self) {
+        let now = self.pager.counters.store_write_errors.load(Relaxed);
+        let before = self.logged_write_errors.swap(now, Relaxed);
+        if now > before {
+            tracing::warn!(
+                new = now - before,
+                total = now,
+                "writing evicted pages to the swap file failed; they were kept in memory"
+            );
+        }
+    }
 }
 
 /// A ghost-memory instance: a reserved address space whose pages are kept under a resident
@@ -106,6 +123,7 @@ impl GhostMem {
             heap,
             pager,
             slot: usize::MAX,
+            logged_write_errors: AtomicU64::new(0),
         });
         inner.slot = registry::register(&inner.pager)?;
         if inner.verbose.load(Relaxed) {
@@ -205,6 +223,7 @@ impl GhostMem {
 
     /// A snapshot of the statistics.
     pub fn stats(&self) -> Stats {
+        self.inner.log_store_errors();
         let p = &self.inner.pager;
         p.counters.snapshot(page_size(), p.budget())
     }
@@ -266,6 +285,7 @@ impl GhostMem {
         let _engine = EngineGuard::enter();
         let inner = &*self.inner;
         let p = inner.heap.alloc(&inner.pager, size, align)?;
+        inner.log_store_errors();
         if inner.verbose.load(Relaxed) {
             tracing::trace!(ptr = ?p, size, align, "ghost allocation");
         }
