@@ -352,7 +352,19 @@ fn global_with(config: impl FnOnce() -> Result<Config, Error>) -> Result<&'stati
         return Ok(g);
     }
     let made = GhostMem::new(config()?)?;
-    Ok(GLOBAL.get_or_init(|| made))
+    let g = GLOBAL.get_or_init(|| made);
+    // The process-wide instance is never dropped; remove its swap file name at exit instead.
+    // SAFETY: registering a plain `extern "C"` function with no arguments.
+    if unsafe { libc::atexit(unlink_global_swap_file) } != 0 {
+        tracing::warn!("atexit failed: a swap file of the process-wide instance stays after exit");
+    }
+    Ok(g)
+}
+
+extern "C" fn unlink_global_swap_file() {
+    if let Some(g) = GLOBAL.get() {
+        g.inner.pager.unlink_store_file();
+    }
 }
 
 /// The store a configuration asks for: the swap file (falling back to memory for blocks the

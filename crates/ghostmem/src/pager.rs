@@ -564,6 +564,15 @@ impl Pager {
         Ok(())
     }
 
+    /// Remove the store's file name (see [`PageStore::unlink`]). Skipped if the pager is busy:
+    /// this runs at process exit, which must not wait for other threads.
+    pub fn unlink_store_file(&self) {
+        let _blocked = SignalsBlocked::new();
+        if let Ok(mut guard) = self.state.try_lock() {
+            guard.st.store.unlink();
+        }
+    }
+
     /// Copy the store's own statistics into the lock-free counters.
     fn publish_store_stats(&self, st: &State) {
         let s = st.store.stats();

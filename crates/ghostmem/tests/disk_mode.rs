@@ -428,3 +428,43 @@ fn write_failures_keep_every_value_and_are_counted() {
     assert!(line.is_some(), "{stdout}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn the_process_wide_swap_file_is_removed_at_exit() {
+    if let Some(scenario) = std::env::var_os(CHILD) {
+        let swap = PathBuf::from(std::env::var_os(SWAP).unwrap());
+        if scenario == "global-direct" || scenario == "global-switch" {
+            if scenario == "global-switch" {
+                GhostMem::init_global(Config::builder().max_memory_pages(2).build().unwrap())
+                    .unwrap();
+            }
+            let g = GhostMem::init_global(disk_config(2, &swap, true, false)).unwrap();
+            let mut r = Region::new(g, 8);
+            for p in 0..8 {
+                r.write(p * page_size(), &page_data(p, 5));
+            }
+            r.verify();
+            assert!(swap.exists() && g.stats().store_file_bytes > 0);
+            println!("swap file in use");
+            std::mem::forget(r);
+            std::process::exit(0);
+        }
+        return;
+    }
+    let dir = scratch("atexit");
+    for scenario in ["global-direct", "global-switch"] {
+        let swap = dir.join(format!("{scenario}.swap"));
+        let (status, stdout, stderr) = child(
+            "the_process_wide_swap_file_is_removed_at_exit",
+            scenario,
+            &swap,
+        );
+        assert!(status.success(), "{scenario}: {status:?}\n{stderr}");
+        assert!(stdout.contains("swap file in use"), "{scenario}: {stdout}");
+        assert!(
+            !swap.exists(),
+            "{scenario}: the swap file outlived the process"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

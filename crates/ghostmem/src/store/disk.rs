@@ -279,6 +279,10 @@ impl DiskStore {
 }
 
 impl PageStore for DiskStore {
+    fn unlink(&mut self) {
+        self.file.unlink();
+    }
+
     fn put(&mut self, page: PageId, data: &[u8]) -> Result<BlockRef, StoreError> {
         let len = data.len();
         if len == 0 || len > self.page_size {

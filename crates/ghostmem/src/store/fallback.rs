@@ -71,6 +71,10 @@ impl<P: PageStore> FallbackStore<P> {
 }
 
 impl<P: PageStore> PageStore for FallbackStore<P> {
+    fn unlink(&mut self) {
+        self.primary.unlink();
+    }
+
     fn put(&mut self, page: PageId, data: &[u8]) -> Result<BlockRef, StoreError> {
         match self.primary.put(page, data) {
             Ok(block) if block.0 & IN_MEMORY == 0 => Ok(block),

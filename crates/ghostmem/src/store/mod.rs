@@ -85,4 +85,8 @@ pub trait PageStore: Send {
     fn reserved_bytes(&self) -> u64;
     /// Counters and sizes for [`crate::Stats`].
     fn stats(&self) -> StoreStats;
+    /// Remove the name of the store's file now, if it has one, leaving its data reachable
+    /// through the open descriptor. Used at process exit for the process-wide instance, which
+    /// is never dropped. The default does nothing (no file).
+    fn unlink(&mut self) {}
 }

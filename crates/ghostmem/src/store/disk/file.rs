@@ -220,7 +220,15 @@ fn tmpfile_err(path: &Path, e: Errno) -> DiskOpenError {
 
 impl Drop for SwapFile {
     fn drop(&mut self) {
-        let Some(n) = &self.named else { return };
+        self.unlink();
+    }
+}
+
+impl SwapFile {
+    /// Remove the file's name now (once), if it still names our file; the data stays
+    /// reachable through the open descriptor.
+    pub(super) fn unlink(&mut self) {
+        let Some(n) = self.named.take() else { return };
         // Remove the name only if it still names our file.
         let ours = rustix::fs::statat(&n.dir, &n.name, AtFlags::SYMLINK_NOFOLLOW)
             .is_ok_and(|st| identity(&st) == (n.dev, n.ino));
