@@ -218,3 +218,38 @@ fn demo_runs() {
     // Not a terminal: no progress bar.
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+#[test]
+fn bench_through_an_encrypted_swap_file() {
+    let dir = std::env::temp_dir().join(format!("ghostmem-cli-disk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let swap = dir.join("bench.swap");
+    let swap = swap.to_str().unwrap();
+    let r = json_of(&[
+        "bench",
+        "--workload",
+        "seq",
+        "--size",
+        "4MiB",
+        "--budget",
+        "256KiB",
+        "--disk",
+        swap,
+        "--encrypt",
+        "--json",
+    ]);
+    assert_eq!(r["verified"], Value::Bool(true), "{r}");
+    assert!(
+        number(&r, "store_file_bytes") > 0.0,
+        "pages went to the file: {r}"
+    );
+    assert_eq!(number(&r, "store_write_errors"), 0.0, "{r}");
+    assert!(
+        !std::path::Path::new(swap).exists(),
+        "the swap file is removed at exit"
+    );
+    // --encrypt without --disk is a usage error.
+    let out = ghostmem(&["bench", "--encrypt"]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(dir).unwrap();
+}
