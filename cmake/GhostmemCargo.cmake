@@ -7,7 +7,9 @@
 # libraries (`--workspace --lib`, which is the engine and this C ABI crate) rather than
 # `-p ghostmem-capi` alone: with the whole workspace selected, cargo resolves the same features
 # as `cargo build --release --workspace` (the command-line tool's dependencies turn on more
-# features of shared proc-macro crates), so the engine built there is reused, not rebuilt.
+# features of shared proc-macro crates), so the engine built there is reused, not rebuilt. (A
+# build that included examples resolved dev-dependency features too: the engine is then
+# compiled once more, about 20 s.)
 # The artifacts are copied to <build>/lib as libghostmem.a and libghostmem.so (the shared
 # library's SONAME is libghostmem.so, set by the crate's build.rs).
 
