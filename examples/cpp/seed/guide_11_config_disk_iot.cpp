@@ -3,7 +3,6 @@
 //
 // Initialize() returns false when the swap file cannot be opened: the example's "Handle error"
 // branch then runs, and the process-wide instance keeps its previous (default) configuration.
-// (The swap file of the process-wide instance stays after the process exits.)
 #include "ghostmem/GhostMemoryManager.h"
 #include "ghostmem/GhostAllocator.h"  // added: for the check below
 
