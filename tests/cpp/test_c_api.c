@@ -189,6 +189,13 @@ static void test_global(void)
     c.max_memory_pages = 1;
     CHECK(ghostmem_global_init(&c) == GHOSTMEM_ERR_CONFIG);
     CHECK(stats_of(g).budget_pages == 3);
+    ghostmem_config_init(&c);
+    c.max_memory_pages = 8;
+    c.use_disk_backing = true;
+    c.disk_file_path = "/nonexistent-dir/x.swap";
+    CHECK(ghostmem_global_init(&c) == GHOSTMEM_ERR_SYSTEM); /* the swap file cannot be opened */
+    CHECK(contains_text(ghostmem_last_error(), "/nonexistent-dir/x.swap"));
+    CHECK(stats_of(g).budget_pages == 3);
     ghostmem_delete(g); /* refused: the process-wide instance lives on */
     CHECK(contains_text(ghostmem_last_error(), "cannot be deleted"));
     CHECK(p[100] == 100);

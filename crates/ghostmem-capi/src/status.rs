@@ -80,9 +80,10 @@ impl Failure {
     pub fn engine(function: &str, e: &Error) -> Self {
         let status = match e {
             Error::Config(_) => GHOSTMEM_ERR_CONFIG,
-            Error::Sys { .. } | Error::MapCountLimit { .. } | Error::TooManyInstances(_) => {
-                GHOSTMEM_ERR_SYSTEM
-            }
+            Error::Sys { .. }
+            | Error::Disk(_)
+            | Error::MapCountLimit { .. }
+            | Error::TooManyInstances(_) => GHOSTMEM_ERR_SYSTEM,
             Error::ZeroSize => GHOSTMEM_ERR_INVALID_ARGUMENT,
             Error::TooLarge { .. } | Error::OutOfAddressSpace { .. } => GHOSTMEM_ERR_OUT_OF_MEMORY,
             _ => GHOSTMEM_ERR_OTHER,

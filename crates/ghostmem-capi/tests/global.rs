@@ -56,7 +56,9 @@ fn initialize_again_and_again_keeps_memory() {
         let mut disk = config(16);
         disk.use_disk_backing = true;
         disk.disk_file_path = c"/nonexistent-dir/x.swap".as_ptr();
-        assert_ne!(ghostmem_global_init(&disk), GHOSTMEM_OK);
+        assert_eq!(ghostmem_global_init(&disk), GHOSTMEM_ERR_SYSTEM);
+        let e = CStr::from_ptr(ghostmem_last_error()).to_str().unwrap();
+        assert!(e.contains("/nonexistent-dir/x.swap"), "{e}");
         assert_eq!(budget(gm), 5);
         assert_eq!(ghostmem_global_init(&config(1)), GHOSTMEM_ERR_CONFIG);
         assert_eq!(budget(gm), 5);
