@@ -21,7 +21,7 @@
 /**
  * @brief STL-compatible allocator backed by GhostMemoryManager.
  * @tparam T The type of objects allocated. Alignments above 16 bytes (up to the page size)
- * are honoured; such objects are served from whole pages.
+ * are honoured; small over-aligned objects still share pages.
  */
 template <typename T>
 struct GhostAllocator {

@@ -224,7 +224,8 @@ void *ghostmem_alloc(ghostmem_t *gm, size_t size);
 
 /**
  * Allocate `size` bytes aligned to `align`, a power of two no larger than the page size.
- * Alignments above 16 are served with whole pages (a small over-aligned block takes a page).
+ * Blocks up to 2048 bytes share pages as other small blocks do (size classes whose size is
+ * a multiple of the alignment); larger ones are page runs.
  * @param gm Borrowed.
  * @return A block **owned by the caller**, released with ghostmem_free_aligned() and the
  *         same size and alignment. NULL on failure.

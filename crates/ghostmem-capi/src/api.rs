@@ -30,9 +30,6 @@ pub struct ghostmem_t {
 /// so that `ghostmem_delete` can refuse it.
 static GLOBAL: AtomicPtr<GhostMem> = AtomicPtr::new(ptr::null_mut());
 
-/// Requests above this size get whole pages, page-aligned (the documented contract of
-/// [`GhostMem::alloc_raw`]); smaller ones are 16-byte aligned.
-const PAGE_ALIGNED_FROM: usize = 2049;
 /// The alignment every allocation has.
 const MIN_ALIGN: usize = 16;
 
@@ -58,27 +55,25 @@ unsafe fn instance<'a>(function: &str, gm: *const ghostmem_t) -> Result<&'a Ghos
     unsafe { gm.cast::<GhostMem>().as_ref() }.ok_or_else(|| Failure::null(function, "gm"))
 }
 
-/// The size to request from the engine so that the block is aligned to `align`.
-fn size_for_alignment(function: &str, size: usize, align: usize) -> Result<usize, Failure> {
+/// Refuse an alignment that is not a power of two, or above the page size (the documented
+/// limit of the C API).
+fn check_alignment(function: &str, align: usize) -> Result<(), Failure> {
     if !align.is_power_of_two() {
         return Err(Failure::new(
             GHOSTMEM_ERR_INVALID_ARGUMENT,
             format!("{function}: alignment {align} is not a power of two"),
         ));
     }
-    if align <= MIN_ALIGN || size == 0 {
-        Ok(size)
-    } else if align <= ghostmem::page_size() {
-        Ok(size.max(PAGE_ALIGNED_FROM))
-    } else {
-        Err(Failure::new(
+    if align > ghostmem::page_size() {
+        return Err(Failure::new(
             GHOSTMEM_ERR_INVALID_ARGUMENT,
             format!(
                 "{function}: alignment {align} exceeds the page size ({})",
                 ghostmem::page_size()
             ),
-        ))
+        ));
     }
+    Ok(())
 }
 
 /// Fill `*config` with the documented defaults.
@@ -224,14 +219,14 @@ unsafe fn alloc(function: &str, gm: *mut ghostmem_t, size: usize, align: usize) 
     run(|| {
         // SAFETY: forwarded from the caller.
         let g = unsafe { instance(function, gm) }?;
-        let request = size_for_alignment(function, size, align)?;
+        check_alignment(function, align)?;
         let p = g
-            .alloc_raw(request)
+            .alloc_aligned(size, align)
             .map_err(|e| Failure::engine(function, &e))?;
         if p.as_ptr().align_offset(align) != 0 {
             // The engine broke its documented alignment: give the block back and say so.
-            // SAFETY: just allocated with `request` bytes, never handed out.
-            let _ = unsafe { g.free_raw(p.as_ptr(), request) };
+            // SAFETY: just allocated with this size and alignment, never handed out.
+            let _ = unsafe { g.free_aligned(p.as_ptr(), size, align) };
             return Err(Failure::new(
                 GHOSTMEM_ERR_INTERNAL,
                 format!("{function}: the engine returned {p:p}, not aligned to {align}"),
@@ -288,10 +283,11 @@ unsafe fn free(
         if ptr.is_null() {
             return Ok(());
         }
-        let request = size_for_alignment(function, size, align)?;
+        check_alignment(function, align)?;
         // SAFETY: the caller does not use the allocation after a successful free; a refused
         // free changes nothing.
-        unsafe { g.free_raw(ptr.cast::<u8>(), request) }.map_err(|e| Failure::free(function, &e))
+        unsafe { g.free_aligned(ptr.cast::<u8>(), size, align) }
+            .map_err(|e| Failure::free(function, &e))
     })
 }
 

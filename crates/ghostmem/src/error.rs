@@ -68,6 +68,9 @@ pub enum Error {
     /// Every slot of the process-wide instance table is taken.
     #[error("too many live GhostMem instances in this process (at most {0})")]
     TooManyInstances(usize),
+    /// An alignment that is not a power of two.
+    #[error("alignment {0} is not a power of two")]
+    BadAlignment(usize),
     /// A request of zero bytes.
     #[error("zero-sized allocation")]
     ZeroSize,

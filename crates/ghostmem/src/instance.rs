@@ -281,6 +281,37 @@ impl GhostMem {
         self.free_layout(ptr, size, 16)
     }
 
+    /// Allocate `size` bytes aligned to `align`, a power of two up to 1 GiB. Requests up to
+    /// 2048 bytes whose alignment a size class provides share pages like any small
+    /// allocation; larger ones get page runs aligned to `align`.
+    pub fn alloc_aligned(&self, size: usize, align: usize) -> Result<NonNull<u8>, Error> {
+        if size == 0 {
+            return Err(Error::ZeroSize);
+        }
+        if !align.is_power_of_two() {
+            return Err(Error::BadAlignment(align));
+        }
+        self.alloc_layout(size, align.max(16))
+    }
+
+    /// Free an allocation made by [`GhostMem::alloc_aligned`] with the same `size` and `align`
+    /// (or by [`GhostMem::alloc_raw`], with `align` at most 16). A null `ptr` is a no-op;
+    /// refusals are as for [`GhostMem::free_raw`].
+    ///
+    /// # Safety
+    /// - No reference into the allocation may be used after it is freed.
+    pub unsafe fn free_aligned(
+        &self,
+        ptr: *mut u8,
+        size: usize,
+        align: usize,
+    ) -> Result<(), FreeError> {
+        if ptr.is_null() {
+            return Ok(());
+        }
+        self.free_layout(ptr, size, align.max(16))
+    }
+
     pub(crate) fn alloc_layout(&self, size: usize, align: usize) -> Result<NonNull<u8>, Error> {
         let _engine = EngineGuard::enter();
         let inner = &*self.inner;

@@ -575,3 +575,39 @@ fn invalid_configurations_are_refused() {
         "two pages from a one-page reservation"
     );
 }
+
+#[test]
+fn aligned_allocations_share_pages_and_check_their_alignment() {
+    let ghost = GhostMem::new(Config::builder().max_memory_pages(4).build().unwrap()).unwrap();
+    let mut blocks = Vec::new();
+    for align in [32usize, 64, 128, 256] {
+        for _ in 0..8 {
+            let p = ghost.alloc_aligned(40, align).unwrap();
+            assert_eq!(p.as_ptr() as usize % align, 0, "aligned to {align}");
+            blocks.push((p, align));
+        }
+    }
+    assert!(
+        ghost.stats().allocated_pages <= 4,
+        "32 small over-aligned blocks share pages: {:?}",
+        ghost.stats()
+    );
+    let big = ghost.alloc_aligned(10_000, 1 << 16).unwrap();
+    assert_eq!(big.as_ptr() as usize % (1 << 16), 0);
+    assert!(matches!(
+        ghost.alloc_aligned(8, 48),
+        Err(ghostmem::Error::BadAlignment(48))
+    ));
+    assert!(matches!(
+        ghost.alloc_aligned(0, 64),
+        Err(ghostmem::Error::ZeroSize)
+    ));
+    // SAFETY: freed with the size and alignment used above, and never used again.
+    unsafe {
+        for (p, align) in blocks {
+            ghost.free_aligned(p.as_ptr(), 40, align).unwrap();
+        }
+        ghost.free_aligned(big.as_ptr(), 10_000, 1 << 16).unwrap();
+    }
+    assert_eq!(ghost.stats().allocated_pages, 0);
+}
