@@ -195,13 +195,7 @@ impl GhostMem {
         if store_differs(&current, &config) {
             self.switch_store(&mut current, &config)?;
         }
-        self.inner
-            .pager
-            .set_budget(budget)
-            .map_err(|f| Error::Sys {
-                op: f.what,
-                source: std::io::Error::from_raw_os_error(f.errno),
-            })?;
+        self.inner.pager.set_budget(budget)?;
         self.inner
             .verbose
             .store(config.enable_verbose_logging, Relaxed);
@@ -233,12 +227,7 @@ impl GhostMem {
     fn switch_store(&self, current: &mut Config, config: &Config) -> Result<(), Error> {
         let pager = &self.inner.pager;
         let to = |store: Box<dyn PageStore>, compress: bool| {
-            pager
-                .replace_store(store, compress)
-                .map_err(|f| Error::Sys {
-                    op: f.what,
-                    source: std::io::Error::from_raw_os_error(f.errno),
-                })
+            pager.replace_store(store, compress).map_err(Error::from)
         };
         if config.use_disk_backing
             && current.use_disk_backing

@@ -200,6 +200,15 @@ pub(crate) struct Failure {
     pub errno: i32,
 }
 
+impl From<Failure> for crate::Error {
+    fn from(f: Failure) -> Self {
+        crate::Error::Sys {
+            op: f.what,
+            source: std::io::Error::from_raw_os_error(f.errno),
+        }
+    }
+}
+
 /// A store failure on the fault path, with the cause spelled out for the fatal message.
 fn store_failure(what: &'static str, e: StoreError) -> Failure {
     match e {
