@@ -438,7 +438,8 @@ impl Pager {
         Ok(())
     }
 
-    /// Evict the resident page `victim`. Its CLOCK slot is left to the caller.
+    /// Evict the resident page `victim`. Its CLOCK slot is left to the caller. On failure the
+    /// page is still resident and accessible (its entry never stopped saying so).
     fn evict(&self, st: &mut State, victim: PageId) -> Result<(), Failure> {
         let run = PageRun {
             first: victim,
@@ -448,6 +449,28 @@ impl Pager {
         self.access
             .revoke(&self.arena, run)
             .map_err(failed("revoking access (mprotect)"))?;
+        let entry = match self.store_and_discard(st, victim) {
+            Ok(entry) => entry,
+            Err(f) => {
+                // Nothing was discarded: the contents are still in the memfd.
+                self.access
+                    .grant(&self.arena, victim, None)
+                    .map_err(failed("giving access back after a failed eviction"))?;
+                return Err(f);
+            }
+        };
+        st.set(victim, entry);
+        let c = &self.counters;
+        sub(&c.resident_pages, 1);
+        add(&c.evictions, 1);
+        self.count_evicted(entry, true);
+        self.publish_store_stats(st);
+        Ok(())
+    }
+
+    /// Read the revoked page `victim`, store its encoding, and free its memory. On failure
+    /// nothing is stored and the memory is not freed.
+    fn store_and_discard(&self, st: &mut State, victim: PageId) -> Result<Entry, Failure> {
         self.arena
             .read_page(victim, &mut st.page_buf)
             .map_err(failed("reading the page (pread)"))?;
@@ -476,16 +499,17 @@ impl Pager {
                 }
             }
         };
-        self.arena
-            .discard(run)
-            .map_err(failed("freeing the page (fallocate PUNCH_HOLE)"))?;
-        st.set(victim, entry);
-        let c = &self.counters;
-        sub(&c.resident_pages, 1);
-        add(&c.evictions, 1);
-        self.count_evicted(entry, true);
-        self.publish_store_stats(st);
-        Ok(())
+        let run = PageRun {
+            first: victim,
+            count: 1,
+        };
+        if let Err(e) = self.arena.discard(run) {
+            if let Entry::Stored { block, len, .. } = entry {
+                st.store.remove(victim, block, len as usize);
+            }
+            return Err(failed("freeing the page (fallocate PUNCH_HOLE)")(e));
+        }
+        Ok(entry)
     }
 
     /// Adjust the gauges of evicted pages when `entry` enters (`true`) or leaves the store.
@@ -668,5 +692,63 @@ mod tests {
         assert_eq!(c.victim(), (1, PageId(1)));
         c.vacate(2);
         assert_eq!(c.take_free(), Some(2));
+    }
+
+    /// A store that refuses every block, as an exhausted one would.
+    struct Full;
+
+    impl PageStore for Full {
+        fn put(&mut self, _: PageId, _: &[u8]) -> Result<BlockRef, StoreError> {
+            Err(StoreError::OutOfMemory(libc::ENOMEM))
+        }
+        fn load<'a>(
+            &'a mut self,
+            _: PageId,
+            _: BlockRef,
+            _: usize,
+            _: &'a mut [u8],
+        ) -> Result<&'a [u8], StoreError> {
+            Err(StoreError::Corrupt)
+        }
+        fn remove(&mut self, _: PageId, _: BlockRef, _: usize) {}
+        fn reserved_bytes(&self) -> u64 {
+            0
+        }
+        fn stats(&self) -> crate::store::StoreStats {
+            crate::store::StoreStats::default()
+        }
+    }
+
+    #[test]
+    #[allow(unsafe_code, reason = "the test touches ghost pages through raw pointers")]
+    fn a_failed_eviction_leaves_the_page_resident_and_accessible() {
+        crate::sys::install_fault_handler().unwrap();
+        let page = page_size();
+        let pager = Pager::new(
+            Arena::new(16 * page).unwrap(),
+            4,
+            Box::new(Full),
+            Box::new(crate::codec::Lz4::new()),
+            true,
+        )
+        .unwrap();
+        let slot = crate::registry::register(&pager).unwrap();
+        pager.activate(PageRun {
+            first: PageId(0),
+            count: 2,
+        });
+        let base = pager.arena.base() as *mut u64;
+        for i in 0..2 * page / 8 {
+            // SAFETY: inside the two activated pages; the first touch of each faults them in.
+            unsafe { base.add(i).write(i as u64 * 7 + 1) };
+        }
+        // Shrinking to one page must evict a data page, which the store refuses.
+        assert!(pager.set_budget(1).is_err());
+        for i in 0..2 * page / 8 {
+            // SAFETY: as above. Were the victim left revoked, this would fault forever.
+            assert_eq!(unsafe { base.add(i).read() }, i as u64 * 7 + 1);
+        }
+        assert_eq!(pager.counters.evictions.load(Relaxed), 0);
+        crate::registry::unregister(slot);
     }
 }
