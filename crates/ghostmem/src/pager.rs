@@ -720,7 +720,10 @@ mod tests {
     }
 
     #[test]
-    #[allow(unsafe_code, reason = "the test touches ghost pages through raw pointers")]
+    #[allow(
+        unsafe_code,
+        reason = "the test touches ghost pages through raw pointers"
+    )]
     fn a_failed_eviction_leaves_the_page_resident_and_accessible() {
         crate::sys::install_fault_handler().unwrap();
         let page = page_size();
