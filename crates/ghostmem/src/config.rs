@@ -3,6 +3,27 @@
 use std::path::PathBuf;
 
 use crate::error::ConfigError;
+use crate::sys::FaultBackend;
+
+/// The environment variable that chooses the fault backend for operators: `userfaultfd` or
+/// `mprotect`. It overrides [`ConfigBuilder::fault_backend`]; an invalid value is ignored (with
+/// a `tracing` warning).
+pub const BACKEND_ENV: &str = "GHOSTMEM_BACKEND";
+
+/// The backend `GHOSTMEM_BACKEND` asks for, if it names one.
+fn backend_from_env() -> Option<FaultBackend> {
+    let value = std::env::var_os(BACKEND_ENV)?;
+    let backend = value
+        .to_str()
+        .and_then(|s| FaultBackend::from_name(s.trim()));
+    if backend.is_none() {
+        tracing::warn!(
+            ?value,
+            "{BACKEND_ENV} is neither \"userfaultfd\" nor \"mprotect\"; ignored"
+        );
+    }
+    backend
+}
 
 /// The page budget used when none is given (`max_memory_pages = 0`), as documented for the
 /// original library (`MAX_PHYSICAL_PAGES = 5`). Real programs should set a budget.
@@ -50,6 +71,7 @@ pub struct Config {
     pub(crate) enable_verbose_logging: bool,
     pub(crate) encrypt_disk_pages: bool,
     pub(crate) address_space: usize,
+    pub(crate) fault_backend: Option<FaultBackend>,
 }
 
 impl Default for Config {
@@ -90,6 +112,10 @@ impl Config {
     pub fn encrypt_disk_pages(&self) -> bool {
         self.encrypt_disk_pages
     }
+    /// The fault backend asked for (`None`: the best the system allows).
+    pub fn fault_backend(&self) -> Option<FaultBackend> {
+        self.fault_backend
+    }
     /// Bytes of virtual address space reserved for this instance.
     pub fn address_space(&self) -> usize {
         self.address_space
@@ -106,6 +132,7 @@ pub struct ConfigBuilder {
     enable_verbose_logging: bool,
     encrypt_disk_pages: bool,
     address_space: usize,
+    fault_backend: Option<FaultBackend>,
 }
 
 impl Default for ConfigBuilder {
@@ -118,6 +145,7 @@ impl Default for ConfigBuilder {
             enable_verbose_logging: false,
             encrypt_disk_pages: false,
             address_space: DEFAULT_ADDRESS_SPACE,
+            fault_backend: None,
         }
     }
 }
@@ -163,6 +191,14 @@ impl ConfigBuilder {
         self
     }
 
+    /// Force a fault backend. Default `None`: userfaultfd where the system allows it, otherwise
+    /// `mprotect`. A forced backend that is not available makes instance creation fail.
+    /// `GHOSTMEM_BACKEND` ([`BACKEND_ENV`]) overrides this setting.
+    pub fn fault_backend(mut self, backend: Option<FaultBackend>) -> Self {
+        self.fault_backend = backend;
+        self
+    }
+
     /// Validate and produce the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
         let max_memory_pages = match self.max_memory_pages {
@@ -198,6 +234,7 @@ impl ConfigBuilder {
             enable_verbose_logging: self.enable_verbose_logging,
             encrypt_disk_pages: self.encrypt_disk_pages,
             address_space: crate::page::round_up(self.address_space),
+            fault_backend: backend_from_env().or(self.fault_backend),
         })
     }
 }

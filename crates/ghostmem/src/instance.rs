@@ -18,7 +18,7 @@ use crate::pager::Pager;
 use crate::registry;
 use crate::stats::{Stats, add};
 use crate::store::{DiskOptions, DiskStore, FallbackStore, MemoryStore, PageStore};
-use crate::sys::{self, Arena};
+use crate::sys::{self, FaultBackend};
 
 thread_local! {
     /// Set while this thread runs engine code. [`crate::GhostGlobal`] then serves allocations
@@ -98,18 +98,20 @@ impl GhostMem {
     pub fn new(config: Config) -> Result<GhostMem, Error> {
         let _engine = EngineGuard::enter();
         let budget = config.max_memory_pages;
-        check_map_count(budget, 0)?;
-        sys::install_fault_handler().map_err(|source| Error::Sys {
-            op: "sigaction(SIGSEGV)",
+        registry::install_fault_handler().map_err(|source| Error::Sys {
+            op: "sigaction(SIGSEGV, SIGBUS)",
             source,
         })?;
-        let arena = Arena::new(config.address_space)?;
-        let heap = Heap::new(arena.pages());
+        let backend = sys::open_backend(config.fault_backend, config.address_space)?;
+        if backend.kind() == FaultBackend::Mprotect {
+            check_map_count(budget, 0)?;
+        }
+        let heap = Heap::new(backend.arena().pages());
         let pager = Pager::new(
-            arena,
+            backend,
             budget,
             open_store(&config)?,
-            Box::new(Lz4::new()),
+            &|| Box::new(Lz4::new()),
             compresses(&config),
         )
         .map_err(|e| Error::Sys {
@@ -131,7 +133,8 @@ impl GhostMem {
                 budget_pages = budget,
                 address_space = inner.pager.arena.len(),
                 base = format_args!("{:#x}", inner.pager.arena.base()),
-                "ghostmem instance created (in-memory store)"
+                backend = %inner.pager.backend_kind(),
+                "ghostmem instance created"
             );
         }
         Ok(GhostMem { inner })
@@ -191,7 +194,9 @@ impl GhostMem {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let budget = config.max_memory_pages;
-        check_map_count(budget, current.max_memory_pages)?;
+        if self.inner.pager.backend_kind() == FaultBackend::Mprotect {
+            check_map_count(budget, current.max_memory_pages)?;
+        }
         if store_differs(&current, &config) {
             self.switch_store(&mut current, &config)?;
         }
@@ -211,8 +216,13 @@ impl GhostMem {
 
     /// Whether `ptr` points into this instance's address space.
     pub fn contains(&self, ptr: *const u8) -> bool {
-        let a = &self.inner.pager.arena;
+        let a = self.inner.pager.arena;
         (a.base()..a.base() + a.len()).contains(&(ptr as usize))
+    }
+
+    /// The fault backend this instance runs on (see [`FaultBackend`]).
+    pub fn fault_backend(&self) -> FaultBackend {
+        self.inner.pager.backend_kind()
     }
 
     /// A snapshot of the statistics.
@@ -546,15 +556,19 @@ mod tests {
         assert_eq!(g.config().max_memory_pages(), 64);
     }
 
+    /// A configuration on `backend` whatever `GHOSTMEM_BACKEND` says (which `build` applies).
+    fn on(backend: FaultBackend, pages: usize) -> Config {
+        let mut config = Config::builder().max_memory_pages(pages).build().unwrap();
+        config.fault_backend = Some(backend);
+        config
+    }
+
     #[test]
-    fn a_budget_beyond_the_map_count_limit_is_a_clear_error() {
+    fn a_budget_beyond_the_map_count_limit_is_a_clear_error_on_mprotect() {
         let Some((limit, _)) = sys::map_count() else {
             panic!("/proc/sys/vm/max_map_count is readable on Linux");
         };
-        let config = Config::builder()
-            .max_memory_pages(limit / 2 + 1)
-            .build()
-            .unwrap();
+        let config = on(FaultBackend::Mprotect, limit / 2 + 1);
         match GhostMem::new(config) {
             Err(e @ Error::MapCountLimit { .. }) => {
                 assert!(e.to_string().contains("vm.max_map_count"), "{e}");
@@ -562,15 +576,46 @@ mod tests {
             other => panic!("expected MapCountLimit, got {other:?}"),
         }
         // The same check guards reconfiguration, and a refused one changes nothing.
-        let g = GhostMem::new(Config::builder().max_memory_pages(8).build().unwrap()).unwrap();
-        let big = Config::builder()
-            .max_memory_pages(limit / 2 + 1)
-            .build()
-            .unwrap();
+        let g = GhostMem::new(on(FaultBackend::Mprotect, 8)).unwrap();
+        let big = on(FaultBackend::Mprotect, limit / 2 + 1);
         assert!(matches!(
             g.reconfigure(big),
             Err(Error::MapCountLimit { .. })
         ));
         assert_eq!(g.stats().budget_pages, 8);
+    }
+
+    /// userfaultfd never splits the arena's mapping: 200,000 resident pages, every other page
+    /// of the arena (which would take 400,000 mappings with per-page protection).
+    #[test]
+    fn userfaultfd_budgets_are_not_capped_by_the_map_count() {
+        let Some((limit, before)) = sys::map_count() else {
+            panic!("/proc/sys/vm/max_map_count is readable on Linux");
+        };
+        let resident = 200_000;
+        assert!(
+            2 * resident + 1 > limit,
+            "the test must exceed the mapping limit"
+        );
+        let g = GhostMem::new(on(FaultBackend::Userfaultfd, resident)).unwrap();
+        assert_eq!(g.fault_backend(), FaultBackend::Userfaultfd);
+        let page = page_size();
+        let p = g.alloc_raw(2 * resident * page).unwrap().as_ptr();
+        for i in (0..2 * resident).step_by(2) {
+            // SAFETY: inside the allocation; the first touch faults the page in.
+            unsafe { p.add(i * page).write(1) };
+        }
+        let s = g.stats();
+        assert_eq!(s.resident_pages, resident as u64, "{s:?}");
+        assert_eq!(s.evictions, 0, "{s:?}");
+        let (_, after) = sys::map_count().unwrap();
+        // A fixed number per instance (the arena, the fault stacks and their guard pages), not
+        // one per page.
+        assert!(
+            after < before + 100,
+            "mappings grew from {before} to {after}"
+        );
+        // SAFETY: allocated above with this size, not used afterwards.
+        unsafe { g.free_raw(p, 2 * resident * page) }.unwrap();
     }
 }

@@ -1,10 +1,10 @@
-//! Platform code. Everything above this module is platform-neutral: it sees an [`Arena`] (the
-//! reserved ghost address space, with calls to grant or revoke access, read or write a page
-//! through a second view, and discard a page's memory), a way to block signals around critical
-//! sections, and the installed fault handler, which calls [`crate::registry::on_fault`].
+//! Platform code. Everything above this module is platform-neutral: it sees a [`Backend`]
+//! (the reserved ghost address space and the operations that change access to its pages), a
+//! way to block signals around critical sections, and a fault handler installed with a
+//! decision function ([`install_fault_handler`]), which names nothing above this module.
 //!
-//! Only Linux is implemented. The signal backend works unprivileged; a userfaultfd backend is
-//! planned behind the same seam ([`crate::pager::Access`]).
+//! Only Linux is implemented, with two backends: userfaultfd in SIGBUS mode (the default where
+//! the kernel allows it) and `mprotect` + SIGSEGV (the fallback).
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -13,3 +13,103 @@ pub(crate) use linux::*;
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("ghostmem supports Linux only for now");
+
+use crate::page::{PageId, PageRun};
+
+/// How page faults on ghost memory are delivered and resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FaultBackend {
+    /// `userfaultfd(2)` in SIGBUS mode: the faulting thread resolves its own fault with one
+    /// ioctl; no per-page `mprotect`, faults of several threads proceed at once. Linux 5.11+
+    /// unprivileged (with shmem write-protection, 6.x), unless a seccomp filter forbids it.
+    Userfaultfd,
+    /// `mprotect(2)` and SIGSEGV: works everywhere; slower, serializes faults on the process's
+    /// mmap lock, and the budget is capped by `vm.max_map_count`.
+    Mprotect,
+}
+
+impl FaultBackend {
+    /// The name used in statistics, logs, `GHOSTMEM_BACKEND` and `bench --json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultBackend::Userfaultfd => "userfaultfd",
+            FaultBackend::Mprotect => "mprotect",
+        }
+    }
+
+    /// Parse a name as [`FaultBackend::name`] writes it.
+    pub fn from_name(name: &str) -> Option<FaultBackend> {
+        match name {
+            "userfaultfd" => Some(FaultBackend::Userfaultfd),
+            "mprotect" => Some(FaultBackend::Mprotect),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for FaultBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+pub(crate) use FaultBackend as BackendKind;
+
+/// What the fault handler should do with a fault.
+pub(crate) enum Outcome {
+    /// The page is accessible now: return and let the instruction run again.
+    Handled,
+    /// Not a fault on ghost memory: chain to the previous handler of the same signal.
+    NotOurs,
+    /// A touch of ghost address space that is not live memory (freed, or never allocated): a
+    /// segmentation fault, whichever signal reported it. Chained to the previous SIGSEGV
+    /// handler, so the program dies with SIGSEGV as it would without ghostmem.
+    Invalid,
+    /// Ghost memory that cannot be made accessible: report and abort.
+    Fatal { what: &'static str, errno: i32 },
+}
+
+/// Which signal reported a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FaultSignal {
+    /// SIGSEGV with `SEGV_ACCERR`: a protection fault (the mprotect backend).
+    Protection,
+    /// SIGBUS with `BUS_ADRERR`: a userfaultfd fault in SIGBUS mode.
+    Userfault,
+}
+
+/// The handler's decision function: given the faulting address and how it was reported, say
+/// what to do. It runs inside a signal handler with every signal blocked.
+pub(crate) type Decide = fn(addr: usize, signal: FaultSignal) -> Outcome;
+
+/// Access to the pages of one arena: the seam between the pager and the way faults are
+/// delivered.
+///
+/// # Contract
+/// Every method may run inside the fault path (a signal handler, with every signal blocked, on
+/// a pager-owned stack): it must not allocate through the global allocator, must not take a
+/// lock that ordinary code can hold while interruptible, and must report every failed system
+/// call. Methods take page runs; the pager guarantees that no two threads operate on the same
+/// page at once.
+pub(crate) trait Backend: Send + Sync {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+    /// The reserved address space.
+    fn arena(&self) -> &Arena;
+    /// After this returns no thread can store to `run` (loads may still see the contents until
+    /// [`Backend::discard`]); a store raises a fault the pager sees.
+    fn revoke(&self, run: PageRun) -> rustix::io::Result<()>;
+    /// Undo [`Backend::revoke`] on pages that still hold their contents (a failed eviction).
+    fn unrevoke(&self, run: PageRun) -> rustix::io::Result<()>;
+    /// Read the contents of a revoked or resident page into `buf` (one page).
+    fn read(&self, page: PageId, buf: &mut [u8]) -> rustix::io::Result<()>;
+    /// Free the memory of revoked pages. Their next touch raises a fault the pager sees.
+    fn discard(&self, run: PageRun) -> rustix::io::Result<()>;
+    /// Give `page` (a discarded page or one never touched) `contents` (`None`: zeros) and make
+    /// it accessible.
+    fn fill(&self, page: PageId, contents: Option<&[u8]>) -> rustix::io::Result<()>;
+    /// Pages the heap freed: free their memory; any later touch raises a fault, which the
+    /// pager passes on as not ours.
+    fn release(&self, run: PageRun) -> rustix::io::Result<()>;
+}

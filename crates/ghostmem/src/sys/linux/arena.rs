@@ -5,18 +5,19 @@
 //!            ┌──────┬──────┬──────┬──────┬──────┬─────────────┐
 //!            │ p0   │ p1   │ hole │ p3   │ hole │  ...        │
 //!            └──┬───┴──┬───┴──────┴──┬───┴──────┴─────────────┘
-//!   user view   │ RW   │ RW    NONE  │ RW    NONE   (per-page mprotect)
-//!   (mmap SHARED, what the application dereferences)
+//!   user view   │ RW   │ RW    NONE  │ RW    NONE   (mprotect backend: per-page protection;
+//!   (mmap SHARED, what the application dereferences)   userfaultfd backend: all RW, holes
+//!                                                       fault as MISSING)
 //!
 //!   manager view: pread/pwrite on the memfd — reads and writes page contents whatever the
 //!   user view's protection is, and never maps a second page-table entry (which would count
 //!   the page twice in RSS).
 //! ```
 //!
-//! Evicting a page: revoke access in the user view (after `mprotect` returns, no thread can
-//! store to it), `pread` its final contents, encode and store them, then punch a hole in the
-//! memfd, which frees the RAM. Restoring: `pwrite` the decoded contents into the hole, then
-//! grant access. A never-touched page is a hole and reads as zeros.
+//! Evicting a page: revoke write access in the user view (after that no thread can store to
+//! it), `pread` its final contents, encode and store them, then punch a hole in the memfd,
+//! which frees the RAM. Restoring fills the hole (`pwrite` + `mprotect`, or one `UFFDIO_COPY`).
+//! A never-touched page is a hole.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -48,18 +49,24 @@ fn sys(op: &'static str) -> impl FnOnce(rustix::io::Errno) -> crate::Error {
 }
 
 impl Arena {
-    /// Reserve `len` bytes (a multiple of the page size), all inaccessible and without RAM.
-    pub fn new(len: usize) -> Result<Arena, crate::Error> {
+    /// Reserve `len` bytes (a multiple of the page size) without RAM: inaccessible, or mapped
+    /// read-write (`accessible`, for the userfaultfd backend, where holes fault instead).
+    pub fn new(len: usize, accessible: bool) -> Result<Arena, crate::Error> {
         let fd = rustix::fs::memfd_create("ghostmem", MemfdFlags::CLOEXEC)
             .map_err(sys("memfd_create"))?;
         rustix::fs::ftruncate(&fd, len as u64).map_err(sys("ftruncate(memfd)"))?;
+        let prot = if accessible {
+            ProtFlags::READ | ProtFlags::WRITE
+        } else {
+            ProtFlags::empty()
+        };
         // SAFETY: a fresh shared mapping of our own memfd at an address the kernel chooses; it
-        // overlaps nothing. PROT_NONE until pages are granted.
+        // overlaps nothing.
         let ptr = unsafe {
             rustix::mm::mmap(
                 std::ptr::null_mut(),
                 len,
-                ProtFlags::empty(),
+                prot,
                 MapFlags::SHARED | MapFlags::NORESERVE,
                 &fd,
                 0,

@@ -1,0 +1,151 @@
+//! Evicting a page: revoke, read its final contents, encode, store, free its memory.
+//!
+//! The slow part ([`Pager::encode_victim`]) runs without the pager lock; storing the block and
+//! publishing the new entry run with it. The same steps serve the fault path (a victim picked
+//! to make room) and ordinary code (shrinking the budget).
+
+use super::scratch::Work;
+use super::table::Entry;
+use super::{Failure, Pager, State, failed, store_failure};
+use crate::codec::{PageClass, classify, compressed_limit};
+use crate::page::{PageId, PageRun};
+use crate::stats::{add, sub};
+
+/// A victim's contents, encoded, waiting to be stored.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Encoded {
+    Zero,
+    Same(u64),
+    /// `len` bytes in `Work::out` (compressed) or `Work::page` (raw).
+    Data {
+        len: usize,
+        raw: bool,
+    },
+}
+
+fn one(page: PageId) -> PageRun {
+    PageRun {
+        first: page,
+        count: 1,
+    }
+}
+
+impl Pager {
+    /// Revoke `victim` and encode its final contents into `work`. On failure the page is
+    /// accessible again and nothing changed.
+    pub(super) fn encode_victim(
+        &self,
+        work: &mut Work,
+        victim: PageId,
+        compress: bool,
+    ) -> Result<Encoded, Failure> {
+        // Revoke first: from here on no thread can store to the page, so what we read is final.
+        self.backend
+            .revoke(one(victim))
+            .map_err(failed("revoking access"))?;
+        if let Err(e) = self.backend.read(victim, &mut work.page) {
+            self.give_back(victim)?;
+            return Err(failed("reading the page (pread)")(e));
+        }
+        Ok(match classify(&work.page) {
+            PageClass::Zero => Encoded::Zero,
+            PageClass::Same(word) => Encoded::Same(word),
+            PageClass::Data => {
+                let limit = compressed_limit(work.page.len());
+                let compressed = if compress {
+                    work.codec.compress(&work.page, &mut work.out[..limit])
+                } else {
+                    None
+                };
+                match compressed {
+                    Some(len) => Encoded::Data { len, raw: false },
+                    None => Encoded::Data {
+                        len: work.page.len(),
+                        raw: true,
+                    },
+                }
+            }
+        })
+    }
+
+    /// Store an encoded victim (pager lock held) and return its new entry. On failure nothing
+    /// is stored.
+    pub(super) fn store_victim(
+        st: &mut State,
+        work: &Work,
+        victim: PageId,
+        encoded: Encoded,
+    ) -> Result<Entry, Failure> {
+        Ok(match encoded {
+            Encoded::Zero => Entry::Zero,
+            Encoded::Same(word) => Entry::Same(word),
+            Encoded::Data { len, raw } => {
+                let data = if raw {
+                    &work.page[..]
+                } else {
+                    &work.out[..len]
+                };
+                let block = st
+                    .store
+                    .put(victim, data)
+                    .map_err(|e| store_failure("storing an evicted page", e))?;
+                Entry::Stored {
+                    block,
+                    len: u32::try_from(len).expect("a page fits in u32"),
+                    raw,
+                }
+            }
+        })
+    }
+
+    /// Free the memory of a victim whose contents are stored. On failure the block is removed
+    /// again (pass the lock for that) and the page stays accessible.
+    pub(super) fn discard_victim(&self, victim: PageId) -> rustix::io::Result<()> {
+        self.backend.discard(one(victim))
+    }
+
+    /// Give a victim its access back after a failed eviction.
+    pub(super) fn give_back(&self, victim: PageId) -> Result<(), Failure> {
+        self.backend
+            .unrevoke(one(victim))
+            .map_err(failed("giving access back after a failed eviction"))
+    }
+
+    /// Count an eviction that completed with `entry`.
+    pub(super) fn count_eviction(&self, entry: Entry) {
+        let c = &self.counters;
+        sub(&c.resident_pages, 1);
+        add(&c.evictions, 1);
+        self.count_evicted(entry, true);
+    }
+
+    /// Evict the resident page `victim` now, from ordinary code (pager lock held, no fault in
+    /// progress). Its CLOCK frame is left to the caller. On failure the page is still resident
+    /// and accessible (its entry never stopped saying so).
+    pub(super) fn evict_locked(
+        &self,
+        st: &mut State,
+        work: &mut Work,
+        victim: PageId,
+    ) -> Result<(), Failure> {
+        let encoded = self.encode_victim(work, victim, st.compress)?;
+        let entry = match Self::store_victim(st, work, victim, encoded) {
+            Ok(entry) => entry,
+            Err(f) => {
+                self.give_back(victim)?;
+                return Err(f);
+            }
+        };
+        if let Err(e) = self.discard_victim(victim) {
+            if let Entry::Stored { block, len, .. } = entry {
+                st.store.remove(victim, block, len as usize);
+            }
+            self.give_back(victim)?;
+            return Err(failed("freeing the page (fallocate PUNCH_HOLE)")(e));
+        }
+        st.table.set(victim, entry);
+        self.count_eviction(entry);
+        self.publish_store_stats(st);
+        Ok(())
+    }
+}

@@ -1,0 +1,438 @@
+//! The pager: which pages are resident, evicting the coldest when the budget is full, and
+//! restoring evicted pages on a fault.
+//!
+//! Stages, one file each: the page table and its states ([`table`]), CLOCK ([`clock`]),
+//! eviction ([`evict`]), the fault path that restores ([`restore`]), and the working memory
+//! faults use ([`scratch`]). The pager is handed its fault backend ([`crate::sys::Backend`]),
+//! through which every change of access to a page goes.
+//!
+//! Locking: one mutex per instance guards the table, CLOCK and the store, and is held only for
+//! short decisions; the slow work of a fault (system calls, compression) runs without it, so
+//! faults of several threads proceed at once. The fault handler takes the lock with every
+//! signal blocked (the handler's `sa_mask`); ordinary code takes it only inside
+//! [`SignalsBlocked`], so a thread holding it is never interrupted by a handler on the same
+//! thread. All buffers the fault path uses are allocated when the pager is created.
+
+mod clock;
+mod evict;
+mod restore;
+mod scratch;
+mod table;
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use self::clock::Clock;
+use self::scratch::{Scratch, Scratches};
+use self::table::{Entry, Table};
+use crate::codec::Codec;
+use crate::page::{PageId, PageRun, page_size};
+use crate::stats::{Counters, add, sub};
+use crate::store::{PageStore, StoreError};
+use crate::sys::{Backend, BackendKind, FaultSignal, SignalsBlocked};
+
+/// A failed step on the fault path: which system call or component, and the errno.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failure {
+    pub what: &'static str,
+    pub errno: i32,
+}
+
+impl From<Failure> for crate::Error {
+    fn from(f: Failure) -> Self {
+        crate::Error::Sys {
+            op: f.what,
+            source: std::io::Error::from_raw_os_error(f.errno),
+        }
+    }
+}
+
+/// A store failure on the fault path, with the cause spelled out for the fatal message.
+fn store_failure(what: &'static str, e: StoreError) -> Failure {
+    match e {
+        StoreError::Corrupt => Failure {
+            what: "authenticating the stored page (the swap file was modified or is corrupt)",
+            errno: 0,
+        },
+        StoreError::OutOfMemory(errno) => Failure {
+            what: "getting memory for the page store",
+            errno,
+        },
+        _ => Failure {
+            what,
+            errno: e.errno(),
+        },
+    }
+}
+
+fn failed(what: &'static str) -> impl FnOnce(rustix::io::Errno) -> Failure {
+    move |e| Failure {
+        what,
+        errno: e.raw_os_error(),
+    }
+}
+
+/// What the pager lock protects.
+struct State {
+    table: Table,
+    clock: Clock,
+    store: Box<dyn PageStore>,
+    /// Whether data pages are LZ4-compressed before they are stored (otherwise raw).
+    compress: bool,
+    /// One past the highest page ever handed out: entries above it are all `Free`.
+    high_water: usize,
+    /// Faults between their plan and their commit (pages `Restoring` or `Evicting`).
+    in_flight: usize,
+}
+
+/// Where an arena lies in the address space.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    base: usize,
+    len: usize,
+}
+
+impl Span {
+    /// First address.
+    pub fn base(&self) -> usize {
+        self.base
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// One instance's pager. Lives at a stable address (boxed) for the fault handler.
+pub(crate) struct Pager {
+    /// The arena's address range.
+    pub arena: Span,
+    pub counters: Counters,
+    backend: Box<dyn Backend>,
+    /// The signal this pager's backend raises.
+    signal: FaultSignal,
+    budget: AtomicUsize,
+    state: Mutex<State>,
+    scratches: Scratches,
+}
+
+/// The pager lock taken from ordinary code with no fault in progress: signals blocked first,
+/// released last; with a scratch for evictions.
+struct Quiet<'a> {
+    st: MutexGuard<'a, State>,
+    scratch: MutexGuard<'a, Scratch>,
+    _blocked: SignalsBlocked,
+}
+
+impl Pager {
+    pub fn new(
+        backend: Box<dyn Backend>,
+        budget: usize,
+        store: Box<dyn PageStore>,
+        codec: &dyn Fn() -> Box<dyn Codec>,
+        compress: bool,
+    ) -> rustix::io::Result<Pager> {
+        let arena = backend.arena();
+        let pages = arena.pages();
+        let arena = Span {
+            base: arena.base(),
+            len: arena.len(),
+        };
+        let signal = match backend.kind() {
+            BackendKind::Userfaultfd => FaultSignal::Userfault,
+            BackendKind::Mprotect => FaultSignal::Protection,
+        };
+        Ok(Pager {
+            state: Mutex::new(State {
+                table: Table::new(pages),
+                clock: Clock::new(budget),
+                store,
+                compress,
+                high_water: 0,
+                in_flight: 0,
+            }),
+            scratches: Scratches::new(page_size(), codec)?,
+            arena,
+            backend,
+            signal,
+            counters: Counters::default(),
+            budget: AtomicUsize::new(budget),
+        })
+    }
+
+    /// Which fault backend this pager uses.
+    pub fn backend_kind(&self) -> BackendKind {
+        self.backend.kind()
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget.load(Relaxed)
+    }
+
+    /// Take the lock from ordinary code once no fault is in progress.
+    fn lock_quiet(&self) -> Quiet<'_> {
+        loop {
+            let blocked = SignalsBlocked::new();
+            let scratch = self.scratches.claim();
+            let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if st.in_flight == 0 {
+                return Quiet {
+                    st,
+                    scratch,
+                    _blocked: blocked,
+                };
+            }
+            drop(st);
+            drop(scratch);
+            drop(blocked);
+            std::thread::yield_now();
+        }
+    }
+
+    /// Change the budget of a live pager. Shrinking evicts the coldest pages first; resident
+    /// pages keep their CLOCK order and reference bits.
+    pub fn set_budget(&self, budget: usize) -> Result<(), Failure> {
+        let mut q = self.lock_quiet();
+        let Quiet { st, scratch, .. } = &mut q;
+        let st = &mut **st;
+        while st.clock.resident() > budget {
+            let (frame, victim) = st
+                .clock
+                .victim(|_| true)
+                .expect("with no fault in progress every page is evictable");
+            self.evict_locked(st, &mut scratch.work, victim)?;
+            st.clock.vacate(frame);
+        }
+        let mut clock = Clock::new(budget);
+        for (page, referenced) in st.clock.in_hand_order() {
+            let frame = clock.take_free().expect("resident pages fit the new ring");
+            clock.occupy(frame, page);
+            clock.set_referenced(frame, referenced);
+            st.table.set(page, Entry::Resident { frame });
+        }
+        st.clock = clock;
+        self.budget.store(budget, Relaxed);
+        Ok(())
+    }
+
+    /// Adjust the gauges of evicted pages when `entry` enters (`true`) or leaves the store.
+    fn count_evicted(&self, entry: Entry, enters: bool) {
+        let c = &self.counters;
+        let change = |counter: &std::sync::atomic::AtomicU64, n: u64| {
+            if enters {
+                add(counter, n)
+            } else {
+                sub(counter, n)
+            }
+        };
+        change(&c.evicted_pages, 1);
+        match entry {
+            Entry::Zero => change(&c.zero_pages, 1),
+            Entry::Same(_) => change(&c.same_filled_pages, 1),
+            Entry::Stored { len, raw, .. } => {
+                change(&c.compressed_bytes, u64::from(len));
+                change(
+                    if raw {
+                        &c.incompressible_pages
+                    } else {
+                        &c.compressed_pages
+                    },
+                    1,
+                );
+            }
+            Entry::Free
+            | Entry::Fresh
+            | Entry::Resident { .. }
+            | Entry::Restoring
+            | Entry::Evicting => {}
+        }
+    }
+
+    /// Mark the pages of a new allocation: the next touch gives a zero page.
+    pub fn activate(&self, run: PageRun) {
+        let _blocked = SignalsBlocked::new();
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for page in run.pages() {
+            debug_assert_eq!(st.table.get(page), Entry::Free);
+            st.table.set(page, Entry::Fresh);
+        }
+        let end = run.first.index() + run.count as usize;
+        st.high_water = st.high_water.max(end);
+    }
+
+    /// Move every stored page into `store` and make it the pager's store; choose whether data
+    /// pages are compressed from now on. All or nothing: if any block cannot be moved, the new
+    /// store is emptied and the old one stays in use.
+    pub fn replace_store(
+        &self,
+        mut store: Box<dyn PageStore>,
+        compress: bool,
+    ) -> Result<(), Failure> {
+        let mut q = self.lock_quiet();
+        let Quiet { st, scratch, .. } = &mut q;
+        let st = &mut **st;
+        let buf = &mut scratch.work.out;
+        let mut moved = Vec::new();
+        for index in 0..st.high_water {
+            let page = PageId(u32::try_from(index).expect("arena pages fit in u32"));
+            let Entry::Stored { block, len, raw } = st.table.get(page) else {
+                continue;
+            };
+            let copied = st
+                .store
+                .load(page, block, len as usize, buf)
+                .map_err(|e| store_failure("reading the page store", e))
+                .and_then(|data| {
+                    store
+                        .put(page, data)
+                        .map_err(|e| store_failure("writing the new page store", e))
+                });
+            match copied {
+                Ok(new_block) => moved.push((page, block, new_block, len, raw)),
+                Err(f) => {
+                    for &(page, _, new_block, len, _) in &moved {
+                        store.remove(page, new_block, len as usize);
+                    }
+                    return Err(f);
+                }
+            }
+        }
+        for (page, old_block, block, len, raw) in moved {
+            st.store.remove(page, old_block, len as usize);
+            st.table.set(page, Entry::Stored { block, len, raw });
+        }
+        st.store = store;
+        st.compress = compress;
+        self.publish_store_stats(st);
+        Ok(())
+    }
+
+    /// Remove the store's file name (see [`PageStore::unlink`]). Skipped if the pager is busy:
+    /// this runs at process exit, which must not wait for other threads.
+    pub fn unlink_store_file(&self) {
+        let _blocked = SignalsBlocked::new();
+        if let Ok(mut st) = self.state.try_lock() {
+            st.store.unlink();
+        }
+    }
+
+    /// Copy the store's own statistics into the lock-free counters.
+    fn publish_store_stats(&self, st: &State) {
+        let s = st.store.stats();
+        let c = &self.counters;
+        c.store_reserved_bytes
+            .store(st.store.reserved_bytes(), Relaxed);
+        c.store_file_bytes.store(s.file_bytes, Relaxed);
+        c.store_slots_reused.store(s.slots_reused, Relaxed);
+        c.store_write_errors.store(s.write_errors, Relaxed);
+        c.store_auth_failures.store(s.auth_failures, Relaxed);
+    }
+
+    /// Release the pages of a freed allocation, resident or evicted: their RAM and stored data
+    /// are freed and any later access is an ordinary fault that is not ours.
+    pub fn release(&self, run: PageRun) -> Result<(), Failure> {
+        let mut q = self.lock_quiet();
+        let st = &mut *q.st;
+        for page in run.pages() {
+            let entry = st.table.get(page);
+            match entry {
+                Entry::Resident { frame } => {
+                    st.clock.vacate(frame);
+                    sub(&self.counters.resident_pages, 1);
+                }
+                Entry::Stored { block, len, .. } => {
+                    st.store.remove(page, block, len as usize);
+                    self.count_evicted(entry, false);
+                }
+                Entry::Zero | Entry::Same(_) => self.count_evicted(entry, false),
+                Entry::Free | Entry::Fresh => {}
+                Entry::Restoring | Entry::Evicting => {
+                    unreachable!("no fault is in progress while the lock is quiet")
+                }
+            }
+            st.table.set(page, Entry::Free);
+        }
+        self.publish_store_stats(st);
+        self.backend
+            .release(run)
+            .map_err(failed("freeing pages (fallocate PUNCH_HOLE)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::BlockRef;
+    use crate::sys::FaultBackend;
+
+    /// A store that refuses every block, as an exhausted one would.
+    struct Full;
+
+    impl PageStore for Full {
+        fn put(&mut self, _: PageId, _: &[u8]) -> Result<BlockRef, StoreError> {
+            Err(StoreError::OutOfMemory(libc::ENOMEM))
+        }
+        fn load<'a>(
+            &'a mut self,
+            _: PageId,
+            _: BlockRef,
+            _: usize,
+            _: &'a mut [u8],
+        ) -> Result<&'a [u8], StoreError> {
+            Err(StoreError::Corrupt)
+        }
+        fn remove(&mut self, _: PageId, _: BlockRef, _: usize) {}
+        fn reserved_bytes(&self) -> u64 {
+            0
+        }
+        fn stats(&self) -> crate::store::StoreStats {
+            crate::store::StoreStats::default()
+        }
+    }
+
+    #[test]
+    #[allow(
+        unsafe_code,
+        reason = "the test touches ghost pages through raw pointers"
+    )]
+    fn a_failed_eviction_leaves_the_page_resident_and_accessible() {
+        for kind in [FaultBackend::Mprotect, FaultBackend::Userfaultfd] {
+            a_failed_eviction_leaves_the_page_resident_on(kind);
+        }
+    }
+
+    #[allow(
+        unsafe_code,
+        reason = "the test touches ghost pages through raw pointers"
+    )]
+    fn a_failed_eviction_leaves_the_page_resident_on(kind: FaultBackend) {
+        crate::registry::install_fault_handler().unwrap();
+        let page = page_size();
+        let pager = Pager::new(
+            crate::sys::open_backend(Some(kind), 16 * page).unwrap(),
+            4,
+            Box::new(Full),
+            &|| Box::new(crate::codec::Lz4::new()),
+            true,
+        )
+        .unwrap();
+        let slot = crate::registry::register(&pager).unwrap();
+        pager.activate(PageRun {
+            first: PageId(0),
+            count: 2,
+        });
+        let base = pager.arena.base() as *mut u64;
+        for i in 0..2 * page / 8 {
+            // SAFETY: inside the two activated pages; the first touch of each faults them in.
+            unsafe { base.add(i).write(i as u64 * 7 + 1) };
+        }
+        // Shrinking to one page must evict a data page, which the store refuses.
+        assert!(pager.set_budget(1).is_err());
+        for i in 0..2 * page / 8 {
+            // SAFETY: as above. Were the victim left revoked, this would fault forever.
+            assert_eq!(unsafe { base.add(i).read() }, i as u64 * 7 + 1);
+        }
+        assert_eq!(pager.counters.evictions.load(Relaxed), 0);
+        crate::registry::unregister(slot);
+    }
+}

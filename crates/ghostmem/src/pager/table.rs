@@ -1,0 +1,179 @@
+//! The page table: one entry per page of the arena, saying where the page's contents are.
+//!
+//! ```text
+//!   Free ──allocate──▶ Fresh ─────────────────┐
+//!    ▲                  (hole, never touched) │ fault: take a frame ──▶ Restoring ──▶ Resident
+//!    │                                        │                       (one thread fills   (in a
+//!    │                  Zero | Same | Stored ─┘                        the page; others     CLOCK
+//!    │                  (tag, or a block in the store)                 touching it wait)    frame)
+//!    │                        ▲                                                               │
+//!    │                        └──── Evicting ◀── chosen as victim ──────────────────────────────┘
+//!    │                              (revoked: stores wait; encoded, stored, memory freed)
+//!    └──────── release (free): from any state but the two transient ones ────────────────────
+//! ```
+//!
+//! `Restoring` and `Evicting` are transient: a fault moves a page into them under the pager
+//! lock, does the slow work (system calls, compression) without the lock, and moves it out
+//! under the lock again. Code that needs a quiet table (freeing, resizing the budget, changing
+//! the store) waits until no fault is between those two points.
+
+use crate::page::PageId;
+use crate::store::BlockRef;
+
+/// A CLOCK frame: one of the budget's places for a resident page.
+pub(super) type Frame = u32;
+
+/// A page's state. Stored in two words per page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entry {
+    /// Not part of any allocation.
+    Free,
+    /// Allocated, never touched (or its contents are all zero and it holds no RAM).
+    Fresh,
+    /// In RAM and accessible, in CLOCK frame `frame`.
+    Resident { frame: Frame },
+    /// Being brought in by one thread; other threads that touch it wait.
+    Restoring,
+    /// Being evicted by one thread; stores to it wait (loads may still see its contents).
+    Evicting,
+    /// Evicted; it was all zeros.
+    Zero,
+    /// Evicted; it was one repeated word.
+    Same(u64),
+    /// Evicted into the store.
+    Stored {
+        block: BlockRef,
+        len: u32,
+        raw: bool,
+    },
+}
+
+const K_FREE: u64 = 0;
+const K_FRESH: u64 = 1;
+const K_RESIDENT: u64 = 2;
+const K_ZERO: u64 = 3;
+const K_SAME: u64 = 4;
+const K_LZ4: u64 = 5;
+const K_RAW: u64 = 6;
+const K_RESTORING: u64 = 7;
+const K_EVICTING: u64 = 8;
+
+impl Entry {
+    fn encode(self) -> [u64; 2] {
+        match self {
+            Entry::Free => [K_FREE, 0],
+            Entry::Fresh => [K_FRESH, 0],
+            Entry::Resident { frame } => [K_RESIDENT | u64::from(frame) << 32, 0],
+            Entry::Restoring => [K_RESTORING, 0],
+            Entry::Evicting => [K_EVICTING, 0],
+            Entry::Zero => [K_ZERO, 0],
+            Entry::Same(w) => [K_SAME, w],
+            Entry::Stored { block, len, raw } => [
+                if raw { K_RAW } else { K_LZ4 } | u64::from(len) << 32,
+                block.0,
+            ],
+        }
+    }
+
+    fn decode([w0, w1]: [u64; 2]) -> Entry {
+        let aux = (w0 >> 32) as u32;
+        match w0 & 0xff {
+            K_FRESH => Entry::Fresh,
+            K_RESIDENT => Entry::Resident { frame: aux },
+            K_RESTORING => Entry::Restoring,
+            K_EVICTING => Entry::Evicting,
+            K_ZERO => Entry::Zero,
+            K_SAME => Entry::Same(w1),
+            K_LZ4 | K_RAW => Entry::Stored {
+                block: BlockRef(w1),
+                len: aux,
+                raw: w0 & 0xff == K_RAW,
+            },
+            _ => Entry::Free,
+        }
+    }
+
+    /// Whether a fault is working on the page right now.
+    pub fn is_transient(self) -> bool {
+        matches!(self, Entry::Restoring | Entry::Evicting)
+    }
+}
+
+/// The entries of every page of an arena.
+pub(super) struct Table {
+    entries: Vec<[u64; 2]>,
+}
+
+impl Table {
+    pub fn new(pages: usize) -> Table {
+        // Zeroed allocation: the kernel supplies zero pages lazily, so an entry costs RAM only
+        // once its page has been used.
+        Table {
+            entries: vec![[0u64; 2]; pages],
+        }
+    }
+
+    pub fn get(&self, page: PageId) -> Entry {
+        Entry::decode(self.entries[page.index()])
+    }
+
+    pub fn set(&mut self, page: PageId, e: Entry) {
+        self.entries[page.index()] = e.encode();
+    }
+
+    pub fn is_resident(&self, page: PageId) -> bool {
+        matches!(self.get(page), Entry::Resident { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip() {
+        for e in [
+            Entry::Free,
+            Entry::Fresh,
+            Entry::Resident { frame: 7 },
+            Entry::Resident {
+                frame: u32::MAX - 1,
+            },
+            Entry::Restoring,
+            Entry::Evicting,
+            Entry::Zero,
+            Entry::Same(u64::MAX),
+            Entry::Stored {
+                block: BlockRef(0x7fff_1234_5000),
+                len: 4096,
+                raw: true,
+            },
+            Entry::Stored {
+                block: BlockRef(64),
+                len: 1,
+                raw: false,
+            },
+        ] {
+            assert_eq!(Entry::decode(e.encode()), e);
+        }
+    }
+
+    #[test]
+    fn only_restoring_and_evicting_are_transient() {
+        assert!(Entry::Restoring.is_transient());
+        assert!(Entry::Evicting.is_transient());
+        for e in [Entry::Free, Entry::Fresh, Entry::Zero, Entry::Same(1)] {
+            assert!(!e.is_transient());
+        }
+        assert!(!Entry::Resident { frame: 0 }.is_transient());
+    }
+
+    #[test]
+    fn a_new_table_is_all_free() {
+        let mut t = Table::new(4);
+        assert_eq!(t.get(PageId(3)), Entry::Free);
+        t.set(PageId(2), Entry::Resident { frame: 1 });
+        assert!(t.is_resident(PageId(2)));
+        assert!(!t.is_resident(PageId(1)));
+    }
+}
