@@ -107,6 +107,8 @@ struct Outcome {
     rss_peak_kib: u64,
     /// Engine statistics at the end of the run (all zero for plain memory).
     stats: Stats,
+    /// The engine's fault backend (`None` for plain memory).
+    backend: Option<ghostmem::FaultBackend>,
 }
 
 /// Run `ghostmem bench`.
@@ -135,6 +137,7 @@ pub fn run(args: &BenchArgs, verbose: bool) -> Result<ExitCode, Failure> {
             let mut region = GhostRegion::new(&engine, size)?;
             let mut outcome = run_workload(region.words(), &spec);
             outcome.stats = engine.stats();
+            outcome.backend = Some(engine.fault_backend());
             outcome.rss_peak_kib = peak.finish();
             outcome
         }
@@ -225,6 +228,7 @@ fn run_workload(words: &mut [u64], spec: &Spec) -> Outcome {
         mismatches: parts.iter().map(|p| p.mismatches).sum(),
         rss_peak_kib: 0,
         stats: Stats::default(),
+        backend: None,
     }
 }
 
@@ -406,6 +410,10 @@ fn json_report(header: &Header, ghost: &Outcome, baseline: Option<&Outcome>) -> 
     );
     map.insert("budget_pages".into(), json!(header.budget_pages));
     map.insert("threads".into(), json!(ghost.threads));
+    map.insert(
+        "backend".into(),
+        json!(ghost.backend.map(ghostmem::FaultBackend::name)),
+    );
     map.insert("page_size".into(), json!(header.page));
     map.extend(outcome_json(ghost));
     if let Some(plain) = baseline {
@@ -506,8 +514,10 @@ fn print_table(header: &Header, ghost: &Outcome, baseline: Option<&Outcome>) {
         (0.0, text)
     });
     println!();
-    for (label, text) in stats_lines(&ghost.stats) {
-        println!("  {label:<14} {text}");
+    if let Some(backend) = ghost.backend {
+        for (label, text) in stats_lines(backend, &ghost.stats) {
+            println!("  {label:<14} {text}");
+        }
     }
 }
 

@@ -86,6 +86,7 @@ pub fn run(args: &DemoArgs, verbose: bool) -> Result<ExitCode, Failure> {
     let rss_peak = peak.finish();
     let stats = engine.stats();
     drop(data);
+    let backend = engine.fault_backend();
 
     let kib = |k: u64| format_bytes(k.saturating_mul(1024));
     let line = |label: &str, text: String| println!("  {label:<17} {text}");
@@ -101,7 +102,7 @@ pub fn run(args: &DemoArgs, verbose: bool) -> Result<ExitCode, Failure> {
     line("RSS peak", kib(rss_peak));
     line("fill", throughput(size, fill_time));
     line("verify", throughput(size, verify_time));
-    for (label, text) in stats_lines(&stats) {
+    for (label, text) in stats_lines(backend, &stats) {
         line(label, text);
     }
     println!();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
-use ghostmem::{Config, GhostMem, Stats};
+use ghostmem::{Config, FaultBackend, GhostMem, Stats};
 use serde_json::{Map, Value, json};
 
 use crate::size::{format_bytes, to_u64};
@@ -41,9 +41,23 @@ impl From<ghostmem::Error> for Failure {
     }
 }
 
-/// Where evicted pages go: `--disk PATH [--encrypt] [--no-compress]`.
+/// A fault backend named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendArg {
+    /// userfaultfd in SIGBUS mode (the default where the system allows it).
+    Userfaultfd,
+    /// mprotect and SIGSEGV (the fallback).
+    Mprotect,
+}
+
+/// How faults are handled and where evicted pages go:
+/// `[--backend B] --disk PATH [--encrypt] [--no-compress]`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct StoreArgs {
+    /// Force a fault backend (default: userfaultfd where allowed, else mprotect;
+    /// GHOSTMEM_BACKEND overrides both).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
     /// Keep evicted pages in this swap file instead of process memory (created, truncated,
     /// removed at exit; a directory means an anonymous file in it).
     #[arg(long, value_name = "PATH")]
@@ -73,7 +87,11 @@ pub fn new_engine(
     }
     let mut builder = Config::builder()
         .max_memory_pages(budget_pages)
-        .enable_verbose_logging(verbose);
+        .enable_verbose_logging(verbose)
+        .fault_backend(store.backend.map(|b| match b {
+            BackendArg::Userfaultfd => FaultBackend::Userfaultfd,
+            BackendArg::Mprotect => FaultBackend::Mprotect,
+        }));
     if let Some(path) = &store.disk {
         builder = builder
             .use_disk_backing(true)
@@ -200,11 +218,12 @@ pub fn stats_json(stats: &Stats) -> Map<String, Value> {
 }
 
 /// Human-readable lines about the store and the pager, indented for a report.
-pub fn stats_lines(stats: &Stats) -> Vec<(&'static str, String)> {
+pub fn stats_lines(backend: FaultBackend, stats: &Stats) -> Vec<(&'static str, String)> {
     let ratio = stats
         .compression_ratio()
         .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"));
     vec![
+        ("backend", backend.name().to_owned()),
         (
             "compressed",
             format!(
