@@ -12,8 +12,11 @@ cargo fmt --all -- --check
 step "lints"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "unit, property, integration and doc tests"
+step "unit, property, integration and doc tests (default backend: userfaultfd where allowed)"
 cargo test --workspace
+
+step "the same tests on the mprotect backend (GHOSTMEM_BACKEND=mprotect)"
+GHOSTMEM_BACKEND=mprotect cargo test --workspace
 
 step "build release binaries and examples"
 cargo build --release --workspace --examples --bins --quiet
@@ -28,6 +31,9 @@ scripts/install-deps.sh
 step "C and C++: header check, CMake build, ctest, install tree, README lines, release archive"
 scripts/test-c-cpp.sh
 
+step "C and C++: ctest again on the mprotect backend"
+GHOSTMEM_BACKEND=mprotect ctest --test-dir target/cmake-build -j"$(nproc)" --output-on-failure --timeout 300
+
 step "acceptance: seq bench, 256 MiB under a 16 MiB budget"
 target/release/ghostmem bench --workload seq --size 256MiB --budget 16MiB --json | tee target/bench-seq.json
 python3 - target/bench-seq.json <<'PY'
@@ -40,7 +46,9 @@ assert r["rss_peak_kib"] <= limit, f"rss_peak_kib {r['rss_peak_kib']} > budget +
 print(f"ok: verified, rss_peak_kib {r['rss_peak_kib']} <= {limit:.0f}")
 PY
 
-step "acceptance: stress, 4 threads, 8-page budget, 20 s"
-target/release/ghostmem stress --threads 4 --budget 8 --seconds 20
+for backend in userfaultfd mprotect; do
+  step "acceptance: stress on $backend, 4 threads, 8-page budget, 20 s"
+  target/release/ghostmem stress --threads 4 --budget 8 --seconds 20 --backend "$backend"
+done
 
 printf '\nall checks passed\n'

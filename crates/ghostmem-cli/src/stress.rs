@@ -36,6 +36,8 @@ pub struct StressArgs {
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 fn parse_seconds(text: &str) -> Result<f64, String> {
@@ -62,12 +64,7 @@ pub fn run(args: &StressArgs, verbose: bool) -> Result<ExitCode, Failure> {
     let budget_pages = usize::try_from(args.budget)
         .map_err(|_| Failure::Usage(format!("a budget of {} pages is too large", args.budget)))?;
     let total_pages = SHARED_PAGES + PRIVATE_PAGES * threads;
-    let engine = new_engine(
-        budget_pages,
-        total_pages * page,
-        verbose,
-        &StoreArgs::default(),
-    )?;
+    let engine = new_engine(budget_pages, total_pages * page, verbose, &args.store)?;
     let mut region = GhostRegion::new(&engine, total_pages * page)?;
     let (shared, private) = region.split_shared(SHARED_PAGES * wpp);
 
@@ -113,13 +110,15 @@ pub fn run(args: &StressArgs, verbose: bool) -> Result<ExitCode, Failure> {
                 "faults": stats.faults,
                 "evictions": stats.evictions,
                 "restores": stats.restores,
+                "backend": engine.fault_backend().name(),
             })
         );
     } else {
         println!(
-            "stress: {threads} threads, budget {budget_pages} pages, {} s over {} private + {SHARED_PAGES} shared pages",
+            "stress: {threads} threads, budget {budget_pages} pages, {} s over {} private + {SHARED_PAGES} shared pages, {} backend",
             args.seconds,
             PRIVATE_PAGES * threads,
+            engine.fault_backend(),
         );
         println!("  checked    {checked} values in {iterations} iterations");
         println!("  counters   {actual_total} found, {expected_total} expected");
