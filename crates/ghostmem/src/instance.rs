@@ -5,7 +5,8 @@ use std::alloc::Layout;
 use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread::JoinHandle;
 
 use allocator_api2::alloc::{AllocError, Allocator};
 
@@ -48,8 +49,10 @@ struct Inner {
     config: Mutex<Config>,
     verbose: AtomicBool,
     heap: Heap,
-    pager: Pager,
+    pager: Arc<Pager>,
     slot: usize,
+    /// The background evictor thread, stopped and joined on drop.
+    evictor: Option<Evictor>,
     /// Swap-file write errors already logged (the fault path counts them but cannot log).
     logged_write_errors: AtomicU64,
 }
@@ -123,11 +126,13 @@ impl GhostMem {
             config: Mutex::new(config),
             verbose,
             heap,
-            pager,
+            pager: Arc::new(pager),
             slot: usize::MAX,
+            evictor: None,
             logged_write_errors: AtomicU64::new(0),
         });
         inner.slot = registry::register(&inner.pager)?;
+        inner.evictor = Evictor::start(&inner.pager);
         if inner.verbose.load(Relaxed) {
             tracing::info!(
                 budget_pages = budget,
@@ -201,6 +206,7 @@ impl GhostMem {
             self.switch_store(&mut current, &config)?;
         }
         self.inner.pager.set_budget(budget)?;
+        self.inner.pager.wake_evictor();
         self.inner
             .verbose
             .store(config.enable_verbose_logging, Relaxed);
@@ -361,7 +367,49 @@ impl GhostMem {
 impl Drop for GhostMem {
     fn drop(&mut self) {
         let _engine = EngineGuard::enter();
+        if let Some(evictor) = self.inner.evictor.take() {
+            evictor.stop(&self.inner.pager);
+        }
         registry::unregister(self.inner.slot);
+    }
+}
+
+/// The background evictor thread of one instance (see `pager/evictor.rs`).
+struct Evictor {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Evictor {
+    /// Start the thread. Without it (the system refused a thread) faults evict inline, which
+    /// is slower but complete, so that is logged rather than an error.
+    fn start(pager: &Arc<Pager>) -> Option<Evictor> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (Arc::clone(pager), Arc::clone(&stop));
+        let spawned = std::thread::Builder::new()
+            .name("ghostmem-evictor".into())
+            .spawn(move || {
+                // Engine code: its allocations bypass GhostGlobal, and it takes the pager lock,
+                // so no signal handler may run on this thread.
+                let _engine = EngineGuard::enter();
+                let _blocked = sys::SignalsBlocked::new();
+                p.run_evictor(&s);
+            });
+        match spawned {
+            Ok(thread) => Some(Evictor { stop, thread }),
+            Err(e) => {
+                tracing::warn!(error = %e, "no background evictor thread; faults evict inline");
+                None
+            }
+        }
+    }
+
+    fn stop(self, pager: &Pager) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        pager.wake_evictor();
+        if self.thread.join().is_err() {
+            tracing::error!("the background evictor thread panicked");
+        }
     }
 }
 
@@ -597,7 +645,8 @@ mod tests {
             2 * resident + 1 > limit,
             "the test must exceed the mapping limit"
         );
-        let g = GhostMem::new(on(FaultBackend::Userfaultfd, resident)).unwrap();
+        // The budget leaves the background evictor's reserve free, so nothing is evicted.
+        let g = GhostMem::new(on(FaultBackend::Userfaultfd, resident + 2048)).unwrap();
         assert_eq!(g.fault_backend(), FaultBackend::Userfaultfd);
         let page = page_size();
         let p = g.alloc_raw(2 * resident * page).unwrap().as_ptr();

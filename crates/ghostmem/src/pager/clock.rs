@@ -74,6 +74,11 @@ impl Clock {
         self.referenced[frame as usize] = true;
     }
 
+    /// Frames not occupied.
+    pub fn free_frames(&self) -> usize {
+        self.free.len()
+    }
+
     /// Occupied frames.
     pub fn resident(&self) -> usize {
         self.pages.len() - self.free.len()

@@ -15,6 +15,7 @@
 
 mod clock;
 mod evict;
+mod evictor;
 mod restore;
 mod scratch;
 mod table;
@@ -29,7 +30,7 @@ use crate::codec::Codec;
 use crate::page::{PageId, PageRun, page_size};
 use crate::stats::{Counters, add, sub};
 use crate::store::{PageStore, StoreError};
-use crate::sys::{Backend, BackendKind, FaultSignal, SignalsBlocked};
+use crate::sys::{Backend, BackendKind, FaultSignal, SignalsBlocked, Wakeup};
 
 /// A failed step on the fault path: which system call or component, and the errno.
 #[derive(Debug, Clone, Copy)]
@@ -114,6 +115,8 @@ pub(crate) struct Pager {
     budget: AtomicUsize,
     state: Mutex<State>,
     scratches: Scratches,
+    /// Wakes the background evictor.
+    wakeup: Wakeup,
 }
 
 /// The pager lock taken from ordinary code with no fault in progress: signals blocked first,
@@ -157,7 +160,13 @@ impl Pager {
             signal,
             counters: Counters::default(),
             budget: AtomicUsize::new(budget),
+            wakeup: Wakeup::default(),
         })
+    }
+
+    /// Wake the background evictor now (to stop it, or after the budget changed).
+    pub fn wake_evictor(&self) {
+        self.wakeup.wake_now();
     }
 
     /// Which fault backend this pager uses.

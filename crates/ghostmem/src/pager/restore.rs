@@ -131,8 +131,12 @@ impl Pager {
         };
         let st = &mut *st;
         let (frame, victim) = match st.clock.take_free() {
-            Some(frame) => (frame, None),
+            Some(frame) => {
+                self.maybe_wake_evictor(st.clock.free_frames());
+                (frame, None)
+            }
             None => {
+                self.maybe_wake_evictor(0);
                 let table = &st.table;
                 match st.clock.victim(|p| table.is_resident(p)) {
                     Some((frame, victim)) => (frame, Some(victim)),

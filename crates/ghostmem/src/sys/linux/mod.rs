@@ -6,10 +6,12 @@ mod mprotect;
 mod signals;
 mod stack;
 mod uffd;
+mod wakeup;
 
 pub(crate) use arena::Arena;
 pub(crate) use signals::{SignalsBlocked, fatal, install_fault_handler, segv_is_default};
 pub(crate) use stack::FaultStack;
+pub(crate) use wakeup::Wakeup;
 
 use super::{Backend, FaultBackend};
 

@@ -1,0 +1,48 @@
+//! A wake-up word for a helper thread that sleeps until there is work (a futex).
+//!
+//! Waking is async-signal-safe (an atomic swap and, only when the sleeper is idle, one
+//! `futex(FUTEX_WAKE)`), so the fault handler can wake the evictor.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::time::Duration;
+
+use rustix::thread::futex;
+
+/// One sleeper, many wakers.
+#[derive(Default)]
+pub(crate) struct Wakeup {
+    seq: AtomicU32,
+    idle: AtomicBool,
+}
+
+impl Wakeup {
+    /// Wake the sleeper if it sleeps (or is about to). Cheap when it is already awake.
+    pub fn wake(&self) {
+        if self.idle.swap(false, SeqCst) {
+            self.wake_now();
+        }
+    }
+
+    /// Wake the sleeper unconditionally (for stopping it).
+    pub fn wake_now(&self) {
+        self.seq.fetch_add(1, SeqCst);
+        // Nothing to do about a failed wake: the sleeper also wakes by its timeout.
+        let _woken = futex::wake(&self.seq, futex::Flags::PRIVATE, 1);
+    }
+
+    /// Sleep until woken or `timeout` passes, unless `work` (checked after announcing that we
+    /// are idle, so no wake-up is lost) says there is something to do.
+    pub fn sleep(&self, timeout: Duration, work: impl Fn() -> bool) {
+        let seq = self.seq.load(SeqCst);
+        self.idle.store(true, SeqCst);
+        if !work() {
+            let ts = futex::Timespec {
+                tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(timeout.subsec_nanos()),
+            };
+            // EAGAIN (woken before we slept), ETIMEDOUT and EINTR all mean: look again.
+            let _ = futex::wait(&self.seq, futex::Flags::PRIVATE, seq, Some(&ts));
+        }
+        self.idle.store(false, SeqCst);
+    }
+}
