@@ -13,7 +13,7 @@ fn the_budget_holds_under_four_threads_and_the_evictor() {
     let g = common::instance(budget);
     let page = page_size();
     let pages_per_thread = 512;
-    let threads = 4;
+    let threads = 4u64;
     let done = AtomicBool::new(false);
     let mut worst = 0;
     std::thread::scope(|s| {
@@ -32,8 +32,8 @@ fn the_budget_holds_under_four_threads_and_the_evictor() {
                 s.spawn(move || {
                     let size = pages_per_thread * page;
                     let p = common::alloc(g, size);
-                    for round in 0..3 {
-                        let seed = (t * 10 + round) as u64;
+                    for round in 0..3u64 {
+                        let seed = t * 10 + round;
                         // SAFETY: a live allocation of `size` bytes owned by this thread.
                         unsafe { common::fill(p, size, seed) };
                         // SAFETY: as above.
