@@ -99,6 +99,8 @@ impl Pager {
             let mut st = this.state.lock().unwrap_or_else(PoisonError::into_inner);
             st.table.set(victim, Entry::Resident { frame });
             st.in_flight -= 1;
+            drop(st);
+            this.settled.advance();
         };
         let encoded = match self.encode_victim(work, victim, compress) {
             Ok(e) => e,
@@ -135,6 +137,8 @@ impl Pager {
         st.in_flight -= 1;
         self.count_eviction(entry);
         self.publish_store_stats(&st);
+        drop(st);
+        self.settled.advance();
         Ok(true)
     }
 }

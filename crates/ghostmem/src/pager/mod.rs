@@ -30,7 +30,7 @@ use crate::codec::Codec;
 use crate::page::{PageId, PageRun, page_size};
 use crate::stats::{Counters, add, sub};
 use crate::store::{PageStore, StoreError};
-use crate::sys::{Backend, BackendKind, FaultSignal, SignalsBlocked, Wakeup};
+use crate::sys::{Backend, BackendKind, Epoch, FaultSignal, SignalsBlocked, Wakeup};
 
 /// A failed step on the fault path: which system call or component, and the errno.
 #[derive(Debug, Clone, Copy)]
@@ -117,6 +117,8 @@ pub(crate) struct Pager {
     scratches: Scratches,
     /// Wakes the background evictor.
     wakeup: Wakeup,
+    /// Advances whenever a page leaves a transient state; faults waiting for one sleep on it.
+    settled: Epoch,
 }
 
 /// The pager lock taken from ordinary code with no fault in progress: signals blocked first,
@@ -161,6 +163,7 @@ impl Pager {
             counters: Counters::default(),
             budget: AtomicUsize::new(budget),
             wakeup: Wakeup::default(),
+            settled: Epoch::default(),
         })
     }
 

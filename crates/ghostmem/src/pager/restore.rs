@@ -20,6 +20,7 @@
 //! without its page, and the handler reports the step and aborts.
 
 use std::sync::PoisonError;
+use std::time::Duration;
 
 use super::scratch::Work;
 use super::table::{Entry, Frame};
@@ -29,13 +30,18 @@ use crate::page::PageId;
 use crate::stats::add;
 use crate::sys::{FaultSignal, Outcome};
 
+/// The longest a fault sleeps for another fault's page before it looks again (a safety net:
+/// every commit wakes it).
+const SETTLE_TIMEOUT: Duration = Duration::from_millis(5);
+
 /// What one attempt at a fault came to.
 enum Step {
     Done,
     /// The page is not live memory.
     NotOurs,
-    /// Another fault is working on the page, or on every frame: try again.
-    Wait,
+    /// Another fault is working on the page, or on every frame: try again once the epoch
+    /// moves past this one (`None`: at once, after yielding).
+    Wait(Option<u32>),
     Failed(Failure),
 }
 
@@ -71,7 +77,7 @@ impl Pager {
         }
         loop {
             let step = match self.scratches.try_claim() {
-                None => Step::Wait,
+                None => Step::Wait(None),
                 Some(mut scratch) => {
                     let scratch = &mut *scratch;
                     let work = &mut scratch.work;
@@ -84,7 +90,8 @@ impl Pager {
                     return Outcome::Handled;
                 }
                 Step::NotOurs => return Outcome::Invalid,
-                Step::Wait => std::thread::yield_now(),
+                Step::Wait(None) => std::thread::yield_now(),
+                Step::Wait(Some(seen)) => self.settled.wait(seen, SETTLE_TIMEOUT),
                 Step::Failed(f) => {
                     return Outcome::Fatal {
                         what: f.what,
@@ -119,7 +126,7 @@ impl Pager {
                 st.clock.touch(frame);
                 return Ok(None);
             }
-            e if e.is_transient() => return Err(Step::Wait),
+            e if e.is_transient() => return Err(Step::Wait(Some(self.settled.current()))),
             Entry::Fresh => Source::Zeros { first_touch: true },
             Entry::Zero => Source::Zeros { first_touch: false },
             Entry::Same(word) => Source::Same(word),
@@ -140,7 +147,7 @@ impl Pager {
                 let table = &st.table;
                 match st.clock.victim(|p| table.is_resident(p)) {
                     Some((frame, victim)) => (frame, Some(victim)),
-                    None => return Err(Step::Wait),
+                    None => return Err(Step::Wait(Some(self.settled.current()))),
                 }
             }
         };
@@ -231,6 +238,8 @@ impl Pager {
         if evicted.is_some() || matches!(plan.source, Source::Block { .. }) {
             self.publish_store_stats(&st);
         }
+        drop(st);
+        self.settled.advance();
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ mod wakeup;
 pub(crate) use arena::Arena;
 pub(crate) use signals::{SignalsBlocked, fatal, install_fault_handler, segv_is_default};
 pub(crate) use stack::FaultStack;
-pub(crate) use wakeup::Wakeup;
+pub(crate) use wakeup::{Epoch, Wakeup};
 
 use super::{Backend, FaultBackend};
 

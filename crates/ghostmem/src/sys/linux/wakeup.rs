@@ -46,3 +46,41 @@ impl Wakeup {
         self.idle.store(false, SeqCst);
     }
 }
+
+/// A counter of events that any number of threads can wait for: "something changed since I
+/// looked". Used by faults that find their page in another fault's hands. Both sides are
+/// async-signal-safe; advancing costs one atomic add and, only when someone waits, one
+/// `futex(FUTEX_WAKE)`.
+#[derive(Default)]
+pub(crate) struct Epoch {
+    seq: AtomicU32,
+    waiters: AtomicU32,
+}
+
+impl Epoch {
+    /// The current epoch, to wait on after releasing whatever lock was held while reading it.
+    pub fn current(&self) -> u32 {
+        self.seq.load(SeqCst)
+    }
+
+    /// Wait until the epoch moves past `seen`, or `timeout` passes (a safety net).
+    pub fn wait(&self, seen: u32, timeout: Duration) {
+        self.waiters.fetch_add(1, SeqCst);
+        let ts = futex::Timespec {
+            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        // EAGAIN (it moved already), ETIMEDOUT and EINTR all mean: look again.
+        let _ = futex::wait(&self.seq, futex::Flags::PRIVATE, seen, Some(&ts));
+        self.waiters.fetch_sub(1, SeqCst);
+    }
+
+    /// Move to the next epoch and wake every waiter.
+    pub fn advance(&self) {
+        self.seq.fetch_add(1, SeqCst);
+        if self.waiters.load(SeqCst) != 0 {
+            // Nothing to do about a failed wake: waiters also wake by their timeout.
+            let _woken = futex::wake(&self.seq, futex::Flags::PRIVATE, u32::MAX);
+        }
+    }
+}
