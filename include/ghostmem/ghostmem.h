@@ -223,8 +223,8 @@ ghostmem_status_t ghostmem_reconfigure(ghostmem_t *gm, const ghostmem_config_t *
 /**
  * Allocate `size` bytes (the original's `AllocateGhost`). The block is 16-byte aligned.
  * Sizes up to 64 KiB are rounded up to a size class (never more than 1.25 times the size from
- * 52 bytes up; below that, to a multiple of 16) and share slabs of pages; a class that is a
- * whole number of pages, and anything above 64 KiB, gets page-aligned whole pages. A page
+ * 52 bytes up; below that, to a multiple of 16) and share slabs of pages; a whole number of
+ * pages, a class that is one, and anything above 64 KiB get page-aligned whole pages. A page
  * reads as zeros the first time it is touched; a reused slab block is not cleared.
  * @param gm Borrowed.
  * @return A block **owned by the caller**, released with ghostmem_free() and the same size,

@@ -8,10 +8,10 @@
 //!   class size), so no slab has a tail it cannot use; with the classes above that is at most 7
 //!   pages for any page size. A slab is released (RAM and stored data freed) when its last slot
 //!   is freed.
-//! - Every other request (a class that is a whole number of pages, anything above 64 KiB, or an
-//!   alignment above the page size) gets a run of whole pages from the run allocator (best fit
-//!   over free runs, coalescing on free; fresh pages from the end of the used part). Such a run
-//!   is never larger than its class would be, so class rounding never costs more than pages.
+//! - Every other request (a whole number of pages, a class that is a whole number of pages,
+//!   anything above 64 KiB, or an alignment above the page size) gets a run of whole pages from
+//!   the run allocator (best fit over free runs, coalescing on free; fresh pages from the end of
+//!   the used part). Such a run is never larger than its class would be.
 //!
 //! ```text
 //!  class 160 on 4 KiB pages: one slab = 5 pages = 128 slots, no tail
@@ -103,10 +103,15 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 
 /// The slab class that serves `size` bytes at alignment `align`, or `None` for a page run.
 fn class_for(size: usize, align: usize) -> Option<u8> {
-    if size > SMALL_MAX || align > page_size() {
+    class_in(classes(), page_size(), size, align)
+}
+
+/// [`class_for`] with the classes `all` for pages of `page` bytes. A whole number of pages is
+/// always a run (exact, and page-aligned as callers of whole pages expect).
+fn class_in(all: &[Class], page: usize, size: usize, align: usize) -> Option<u8> {
+    if size > SMALL_MAX || align > page || size % page == 0 {
         return None;
     }
-    let all = classes();
     let from = all.partition_point(|c| c.size < size);
     let i = (from..all.len()).find(|&i| all[i].size % align == 0)?;
     (all[i].slab_pages > 0).then(|| u8::try_from(i).expect("fewer than 256 classes"))
@@ -117,10 +122,12 @@ fn class_for(size: usize, align: usize) -> Option<u8> {
 /// its whole pages.
 #[cfg(test)]
 fn held_bytes(all: &[Class], page: usize, size: usize) -> usize {
-    let from = all.partition_point(|c| c.size < size);
-    match all.get(from) {
-        Some(c) if c.slab_pages > 0 => c.slab_pages * page / c.slots,
-        _ => size.div_ceil(page) * page,
+    match class_in(all, page, size, QUANTUM) {
+        Some(c) => {
+            let c = all[usize::from(c)];
+            c.slab_pages * page / c.slots
+        }
+        None => size.div_ceil(page) * page,
     }
 }
 

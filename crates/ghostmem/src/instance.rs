@@ -248,8 +248,8 @@ impl GhostMem {
 
     /// Allocate `size` bytes (the original's `AllocateGhost`). The memory is 16-byte aligned.
     /// Sizes up to 64 KiB are rounded up to a size class (at most 1.25 times the size, from 52
-    /// bytes up) and share slabs of pages; a class that is a whole number of pages, and
-    /// anything above 64 KiB, gets page-aligned whole pages. A page reads as zeros the first
+    /// bytes up) and share slabs of pages; a whole number of pages, a class that is one, and
+    /// anything above 64 KiB get page-aligned whole pages. A page reads as zeros the first
     /// time it is touched, but a reused slab slot is not cleared.
     pub fn alloc_raw(&self, size: usize) -> Result<NonNull<u8>, Error> {
         if size == 0 {
