@@ -8,8 +8,8 @@
  * goes to the process-wide instance of the Rust engine.
  *
  * Differences from the original, all documented in the repository's README:
- * - Small allocations share pages (size classes up to 2048 bytes) instead of each taking
- *   whole pages; larger ones are page runs, page-aligned.
+ * - Small allocations share pages (size classes up to 64 KiB, in slabs of up to 7 pages)
+ *   instead of each taking whole pages; larger ones are page runs, page-aligned.
  * - `Initialize()` may be called again at any time: it reconfigures the live instance, and
  *   memory allocated before keeps working with its contents.
  * - `DeallocateGhost()` refuses a double free, an untracked pointer or a wrong size, prints
@@ -150,7 +150,7 @@ public:
 
     /**
      * @brief Allocate `size` bytes of ghost memory.
-     * @return The block (16-byte aligned; page-aligned above 2048 bytes), or nullptr on
+     * @return The block (16-byte aligned; page runs page-aligned), or nullptr on
      * failure (size 0, out of address space). Free it with DeallocateGhost(ptr, size).
      */
     void* AllocateGhost(size_t size) { return ghostmem_alloc(ghostmem_global(), size); }

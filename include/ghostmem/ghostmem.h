@@ -17,9 +17,17 @@
  *   handle.
  * - **Errors**: a function that can fail returns a ::ghostmem_status_t (::GHOSTMEM_OK is 0),
  *   NULL or false, and records a message that ghostmem_last_error() returns on the same
- *   thread. Successful calls do not clear it. Errors are never printed (only verbose logging,
- *   when enabled, writes to stderr), and no call aborts the process on bad input: an internal
- *   error (a Rust panic) is caught at this boundary and reported as ::GHOSTMEM_ERR_INTERNAL.
+ *   thread. Successful calls do not clear it. Errors are not printed (only verbose logging,
+ *   when enabled, writes to stderr), with one exception: ghostmem_release() and
+ *   ghostmem_realloc() return no status, so a pointer they refuse (not handed out, inside a
+ *   block, already freed) also prints one warning line to stderr, as the C++
+ *   `DeallocateGhost()` does. No call aborts the process on bad input: an internal error (a
+ *   Rust panic) is caught at this boundary and reported as ::GHOSTMEM_ERR_INTERNAL.
+ * - **Two ways to allocate**: the malloc-shaped calls (ghostmem_malloc(), ghostmem_calloc(),
+ *   ghostmem_realloc(), ghostmem_release(), ghostmem_usable_size()) keep every block's size
+ *   themselves, for libraries that take an allocator hook; the sized calls (ghostmem_alloc()
+ *   with ghostmem_free()) check the size the caller gives back. Both serve the same blocks:
+ *   ghostmem_release() frees a block from any allocation call.
  * - **Ownership**: stated per function. Strings returned by the library are never freed by
  *   the caller. Strings passed in are only read during the call.
  * - **System calls on ghost memory**: the kernel does not fault for its own accesses, so a
@@ -151,7 +159,8 @@ typedef struct ghostmem_stats {
     uint64_t restores;             /**< Evicted pages brought back (counter). */
     uint64_t allocated_pages;      /**< Pages of address space held by live allocations. */
     uint64_t live_allocations;     /**< Live allocations. */
-    uint64_t live_bytes;           /**< Bytes requested by live allocations. */
+    uint64_t live_bytes;           /**< Usable bytes of live allocations (their size class or
+                                        whole pages: ghostmem_usable_size()). */
     uint64_t invalid_frees;        /**< Frees refused (double, foreign, wrong size). */
     uint64_t store_file_bytes;     /**< Size of the swap file (disk backing; else 0). */
     uint64_t store_slots_reused;   /**< Stores that reused a freed block's space. */
@@ -212,9 +221,11 @@ ghostmem_status_t ghostmem_global_init(const ghostmem_config_t *config);
 ghostmem_status_t ghostmem_reconfigure(ghostmem_t *gm, const ghostmem_config_t *config);
 
 /**
- * Allocate `size` bytes (the original's `AllocateGhost`). The block is 16-byte aligned, and
- * page-aligned when `size` exceeds 2048 bytes; small blocks share pages. A page reads as
- * zeros the first time it is touched; a reused small block is not cleared.
+ * Allocate `size` bytes (the original's `AllocateGhost`). The block is 16-byte aligned.
+ * Sizes up to 64 KiB are rounded up to a size class (never more than 1.25 times the size from
+ * 52 bytes up; below that, to a multiple of 16) and share slabs of pages; a whole number of
+ * pages, a class that is one, and anything above 64 KiB get page-aligned whole pages. A page
+ * reads as zeros the first time it is touched; a reused slab block is not cleared.
  * @param gm Borrowed.
  * @return A block **owned by the caller**, released with ghostmem_free() and the same size,
  *         or by ghostmem_delete() of its instance. NULL on failure: size 0
@@ -224,8 +235,8 @@ void *ghostmem_alloc(ghostmem_t *gm, size_t size);
 
 /**
  * Allocate `size` bytes aligned to `align`, a power of two no larger than the page size.
- * Blocks up to 2048 bytes share pages as other small blocks do (size classes whose size is
- * a multiple of the alignment); larger ones are page runs.
+ * Blocks up to 64 KiB share slabs as other blocks do (the smallest size class that is a
+ * multiple of the alignment); others are page runs.
  * @param gm Borrowed.
  * @return A block **owned by the caller**, released with ghostmem_free_aligned() and the
  *         same size and alignment. NULL on failure.
@@ -250,6 +261,72 @@ ghostmem_status_t ghostmem_free(ghostmem_t *gm, void *ptr, size_t size);
  * @param align The alignment given to ghostmem_alloc_aligned().
  */
 ghostmem_status_t ghostmem_free_aligned(ghostmem_t *gm, void *ptr, size_t size, size_t align);
+
+/**
+ * Allocate `size` bytes, 16-byte aligned (C's `malloc`), for clients that do not keep sizes:
+ * free with ghostmem_release(), resize with ghostmem_realloc(). Size classes and page runs
+ * as for ghostmem_alloc(); the contents are undefined (a reused slab block is not cleared).
+ * @param gm Borrowed.
+ * @param size Any size; 0 gives a unique minimal block (ghostmem_usable_size() says 16), to
+ *        be released like any other.
+ * @return A block **owned by the caller**, or NULL on failure (::GHOSTMEM_ERR_OUT_OF_MEMORY
+ *         when it does not fit the address space; see ghostmem_last_error()).
+ */
+void *ghostmem_malloc(ghostmem_t *gm, size_t size);
+
+/**
+ * Allocate `n * size` bytes set to zero, 16-byte aligned (C's `calloc`). Page runs are fresh
+ * pages and are not touched to clear them.
+ * @param gm Borrowed.
+ * @return A block **owned by the caller** (free it with ghostmem_release()), or NULL on
+ *         failure: ::GHOSTMEM_ERR_OUT_OF_MEMORY when `n * size` overflows `size_t` or does not
+ *         fit. `n * size == 0` gives a unique minimal block, as ghostmem_malloc(gm, 0) does.
+ */
+void *ghostmem_calloc(ghostmem_t *gm, size_t n, size_t size);
+
+/**
+ * Resize a block (C's `realloc`). In place when its size class allows: the new size falls in
+ * the same class, or a page run shrinks or has free pages right after it. Otherwise a new
+ * 16-byte aligned block receives the contents (up to the smaller size) and the old one is
+ * freed; bytes past the old size are undefined.
+ * @param gm Borrowed.
+ * @param ptr A block from any allocation call of `gm`, consumed on success. NULL: the call is
+ *        ghostmem_malloc(gm, size).
+ * @param size The new size. **0 frees `ptr` (as ghostmem_release() does) and returns NULL.**
+ * @return The block, **owned by the caller** (possibly `ptr` itself), or NULL: after a free
+ *         (size 0), or on failure, when `ptr` stays valid and unchanged. A `ptr` that is not
+ *         the start of a live block of `gm` (foreign, inside a block, already freed) is
+ *         refused: NULL, counted in `invalid_frees`, a warning line on stderr, the status
+ *         (::GHOSTMEM_ERR_FOREIGN_POINTER, ::GHOSTMEM_ERR_NOT_ALLOCATED,
+ *         ::GHOSTMEM_ERR_DOUBLE_FREE) in ghostmem_last_error(); nothing else changes. A block
+ *         from ghostmem_alloc_aligned() that moves gets only 16-byte alignment.
+ */
+void *ghostmem_realloc(ghostmem_t *gm, void *ptr, size_t size);
+
+/**
+ * Free a block without its size (C's `free`): a block from ghostmem_malloc(),
+ * ghostmem_calloc(), ghostmem_realloc(), ghostmem_alloc() or ghostmem_alloc_aligned(). Once
+ * freed it must not be touched again. Freeing a block whose pages are evicted does not bring
+ * them back (the heap's bookkeeping is kept outside ghost memory).
+ * @param gm Borrowed.
+ * @param ptr Consumed. NULL is a no-op. A pointer that is not the start of a live block of
+ *        `gm` (never handed out, inside a block, already freed) is refused and never
+ *        undefined behaviour: nothing changes, it is counted in `invalid_frees`, one warning
+ *        line is printed to stderr, and ghostmem_last_error() says why
+ *        (::GHOSTMEM_ERR_FOREIGN_POINTER, ::GHOSTMEM_ERR_NOT_ALLOCATED,
+ *        ::GHOSTMEM_ERR_DOUBLE_FREE).
+ */
+void ghostmem_release(ghostmem_t *gm, void *ptr);
+
+/**
+ * The number of bytes the block at `ptr` can use (C's `malloc_usable_size`): its size class,
+ * or its whole pages; at least the size it was allocated or resized with. Writing up to this
+ * many bytes is allowed. Does not touch the block (an evicted block stays evicted).
+ * @param gm Borrowed; NULL gives 0.
+ * @param ptr Any pointer value.
+ * @return The usable size, or 0 if `ptr` is not the start of a live block of `gm`.
+ */
+size_t ghostmem_usable_size(const ghostmem_t *gm, const void *ptr);
 
 /**
  * Whether `ptr` points into the instance's address space. Any pointer value may be passed.

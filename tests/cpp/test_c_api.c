@@ -159,9 +159,9 @@ static void test_alignment(void)
         p[39] = 1;
         CHECK(ghostmem_free_aligned(gm, p, 40, align) == GHOSTMEM_OK);
     }
-    char *big = ghostmem_alloc(gm, 2049);
+    char *big = ghostmem_alloc(gm, 65537); /* above the size classes: a page run */
     CHECK(big != NULL && (uintptr_t)big % page == 0);
-    CHECK(ghostmem_free(gm, big, 2049) == GHOSTMEM_OK);
+    CHECK(ghostmem_free(gm, big, 65537) == GHOSTMEM_OK);
     ghostmem_delete(gm);
 }
 
@@ -202,6 +202,92 @@ static void test_global(void)
     CHECK(ghostmem_free(g, p, 16 * 4096) == GHOSTMEM_OK);
 }
 
+/* The malloc-shaped calls: sizes kept by the library, resizing in place, zeroing, and the
+ * "Bad input" cases (refused, counted, warned about on stderr, nothing changed). */
+static void test_malloc_shaped(void)
+{
+    ghostmem_config_t c;
+    ghostmem_config_init(&c);
+    c.max_memory_pages = 3;
+    ghostmem_t *gm = ghostmem_new(&c);
+    CHECK(gm != NULL);
+    if (gm == NULL) {
+        return;
+    }
+    const size_t page = ghostmem_page_size();
+
+    /* Contents survive growth and eviction. */
+    unsigned char *p = ghostmem_malloc(gm, 100);
+    CHECK(p != NULL && (uintptr_t)p % 16 == 0);
+    CHECK(ghostmem_usable_size(gm, p) == 112);
+    for (int i = 0; i < 100; i++) {
+        p[i] = (unsigned char)i;
+    }
+    CHECK(ghostmem_realloc(gm, p, 110) == p); /* same class: in place */
+    unsigned char *q = ghostmem_realloc(gm, p, 20000);
+    CHECK(q != NULL && q != p && ghostmem_usable_size(gm, q) >= 20000);
+    CHECK(ghostmem_usable_size(gm, p) == 0);
+    memset(q + 100, 0x5a, 20000 - 100);
+    unsigned char *big = ghostmem_malloc(gm, 16 * page); /* evicts q's pages */
+    memset(big, 1, 16 * page);
+    int bad = 0;
+    for (int i = 0; i < 100; i++) {
+        bad += q[i] != (unsigned char)i;
+    }
+    bad += q[19999] != 0x5a;
+    CHECK(bad == 0);
+    CHECK(ghostmem_realloc(gm, big, 4 * page) == big); /* a run shrinks in place */
+    CHECK(ghostmem_usable_size(gm, big) == 4 * page && big[4 * page - 1] == 1);
+
+    /* calloc zeroes (also a reused slot), and refuses an overflowing product. */
+    unsigned char *dirty = ghostmem_malloc(gm, 64);
+    memset(dirty, 0xff, 64);
+    ghostmem_release(gm, dirty);
+    unsigned char *z = ghostmem_calloc(gm, 8, 8);
+    bad = 0;
+    for (int i = 0; i < 64; i++) {
+        bad += z[i] != 0;
+    }
+    CHECK(z != NULL && bad == 0);
+    CHECK(ghostmem_calloc(gm, SIZE_MAX / 2, 3) == NULL);
+    CHECK(contains_text(ghostmem_last_error(), "overflows"));
+
+    /* NULL and zero. */
+    ghostmem_release(gm, NULL);
+    void *m0 = ghostmem_malloc(gm, 0);
+    CHECK(m0 != NULL && ghostmem_usable_size(gm, m0) == 16);
+    void *r = ghostmem_realloc(gm, NULL, 40); /* = malloc */
+    CHECK(r != NULL && ghostmem_usable_size(gm, r) == 48);
+    CHECK(ghostmem_realloc(gm, r, 0) == NULL); /* frees */
+    CHECK(ghostmem_usable_size(gm, r) == 0);
+    CHECK(stats_of(gm).invalid_frees == 0);
+
+    /* Bad input: a pointer from elsewhere, an interior pointer, a double free. */
+    int local = 7;
+    ghostmem_release(gm, &local);
+    CHECK(contains_text(ghostmem_last_error(), "not allocated by this instance"));
+    ghostmem_release(gm, q + 16);
+    CHECK(contains_text(ghostmem_last_error(), "not the start of an allocation"));
+    ghostmem_release(gm, r);
+    CHECK(contains_text(ghostmem_last_error(), "double free"));
+    CHECK(ghostmem_realloc(gm, &local, 8) == NULL);
+    CHECK(ghostmem_realloc(gm, q + 16, 8) == NULL);
+    CHECK(ghostmem_realloc(gm, r, 8) == NULL);
+    CHECK(contains_text(ghostmem_last_error(), "ghostmem_realloc"));
+    CHECK(ghostmem_usable_size(gm, &local) == 0 && ghostmem_usable_size(gm, q + 16) == 0);
+    ghostmem_stats_t s = stats_of(gm);
+    CHECK(s.invalid_frees == 6);
+    CHECK(s.live_allocations == 4 && local == 7 && q[0] == 0 && q[99] == 99);
+
+    ghostmem_release(gm, q);
+    ghostmem_release(gm, big);
+    ghostmem_release(gm, z);
+    ghostmem_release(gm, m0);
+    s = stats_of(gm);
+    CHECK(s.live_allocations == 0 && s.allocated_pages == 0 && s.invalid_frees == 6);
+    ghostmem_delete(gm);
+}
+
 static void test_short_stats_struct(void)
 {
     ghostmem_t *gm = ghostmem_new(NULL);
@@ -221,6 +307,7 @@ int main(void)
     test_alignment();
     test_global();
     test_short_stats_struct();
+    test_malloc_shaped();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;
 }

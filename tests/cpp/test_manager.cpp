@@ -77,14 +77,14 @@ GM_TEST(manual_allocation)
 {
     GM_CHECK(initialize(4));
     const std::size_t page = static_cast<std::size_t>(stats().page_size);
-    const std::size_t sizes[] = {1, 16, 100, 2048, 2049, 4096, 10000, 1 << 20};
+    const std::size_t sizes[] = {1, 16, 100, 2048, 2049, 4096, 10000, 70000, 1 << 20};
     std::vector<void*> ptrs;
     for (std::size_t size : sizes) {
         void* p = mgr().AllocateGhost(size);
         GM_CHECK(p != nullptr);
         GM_CHECK(mgr().IsGhostMemory(p));
         GM_CHECK(reinterpret_cast<std::uintptr_t>(p) % 16 == 0);
-        if (size > 2048) {
+        if (size > 64 * 1024) { // above the size classes: page runs
             GM_CHECK(reinterpret_cast<std::uintptr_t>(p) % page == 0);
         }
         fill(p, size, size);

@@ -8,13 +8,13 @@ use std::ffi::{CStr, c_char, c_void};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use ghostmem::{Config, GhostMem};
+use ghostmem::{Config, Error, GhostMem};
 
 use crate::config::{ghostmem_config_t, to_config};
 use crate::stats::ghostmem_stats_t;
 use crate::status::{
-    Failure, GHOSTMEM_ERR_INTERNAL, GHOSTMEM_ERR_INVALID_ARGUMENT, ghostmem_status_t, run,
-    run_status,
+    Failure, GHOSTMEM_ERR_INTERNAL, GHOSTMEM_ERR_INVALID_ARGUMENT, GHOSTMEM_ERR_OUT_OF_MEMORY,
+    ghostmem_status_t, run, run_status,
 };
 
 /// An instance handle as C sees it: opaque, only ever used behind a pointer. It points to a
@@ -188,7 +188,7 @@ pub unsafe extern "C" fn ghostmem_reconfigure(
     })
 }
 
-/// Allocate `size` bytes, 16-byte aligned (page-aligned above 2048 bytes); null on failure.
+/// Allocate `size` bytes, 16-byte aligned; null on failure.
 ///
 /// # Safety
 /// - `gm` is null or a live handle.
@@ -289,6 +289,130 @@ unsafe fn free(
         unsafe { g.free_aligned(ptr.cast::<u8>(), size, align) }
             .map_err(|e| Failure::free(function, &e))
     })
+}
+
+/// Allocate `size` bytes, 16-byte aligned, to be freed with `ghostmem_release`; size 0 gives a
+/// unique minimal block. Null on failure.
+///
+/// # Safety
+/// - `gm` is null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ghostmem_malloc(gm: *mut ghostmem_t, size: usize) -> *mut c_void {
+    // SAFETY: forwarded from the caller.
+    unsafe { alloc("ghostmem_malloc", gm, size.max(1), MIN_ALIGN) }
+}
+
+/// Allocate `n * size` zeroed bytes; null on failure, including when `n * size` overflows.
+///
+/// # Safety
+/// - `gm` is null or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ghostmem_calloc(
+    gm: *mut ghostmem_t,
+    n: usize,
+    size: usize,
+) -> *mut c_void {
+    const F: &str = "ghostmem_calloc";
+    run(|| {
+        // SAFETY: forwarded from the caller.
+        let g = unsafe { instance(F, gm) }?;
+        let bytes = n.checked_mul(size).ok_or_else(|| {
+            Failure::new(
+                GHOSTMEM_ERR_OUT_OF_MEMORY,
+                format!("{F}: {n} * {size} bytes overflows size_t"),
+            )
+        })?;
+        let p = g
+            .alloc_zeroed(bytes.max(1))
+            .map_err(|e| Failure::engine(F, &e))?;
+        Ok(p.as_ptr().cast::<c_void>())
+    })
+    .unwrap_or(ptr::null_mut())
+}
+
+/// Resize a block (C's `realloc`); see the header for the null and zero cases.
+///
+/// # Safety
+/// - `gm` is null or a live handle.
+/// - On success the old block is not used any more unless the same pointer was returned.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ghostmem_realloc(
+    gm: *mut ghostmem_t,
+    ptr: *mut c_void,
+    size: usize,
+) -> *mut c_void {
+    const F: &str = "ghostmem_realloc";
+    if ptr.is_null() {
+        // SAFETY: forwarded from the caller.
+        return unsafe { ghostmem_malloc(gm, size) };
+    }
+    if size == 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { release(F, gm, ptr) };
+        return ptr::null_mut();
+    }
+    run(|| {
+        // SAFETY: forwarded from the caller.
+        let g = unsafe { instance(F, gm) }?;
+        // SAFETY: the caller stops using the old block once this succeeds; a refusal changes
+        // nothing.
+        match unsafe { g.realloc(ptr.cast::<u8>(), size) } {
+            Ok(p) => Ok(p.as_ptr().cast::<c_void>()),
+            Err(e @ Error::InvalidPointer(_)) => Err(warn(Failure::engine(F, &e))),
+            Err(e) => Err(Failure::engine(F, &e)),
+        }
+    })
+    .unwrap_or(ptr::null_mut())
+}
+
+/// Free a block without its size; refusals are counted and warned about.
+///
+/// # Safety
+/// - `gm` is null or a live handle.
+/// - Once the block is freed, nothing may access it any more.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ghostmem_release(gm: *mut ghostmem_t, ptr: *mut c_void) {
+    // SAFETY: forwarded from the caller.
+    unsafe { release("ghostmem_release", gm, ptr) }
+}
+
+/// # Safety
+/// - As for `ghostmem_release`.
+unsafe fn release(function: &str, gm: *mut ghostmem_t, ptr: *mut c_void) {
+    let _ = run(|| {
+        // SAFETY: forwarded from the caller.
+        let g = unsafe { instance(function, gm) }?;
+        // SAFETY: the caller does not use the block after it is freed; a refusal changes
+        // nothing.
+        unsafe { g.release(ptr.cast::<u8>()) }.map_err(|e| warn(Failure::free(function, &e)))
+    });
+}
+
+/// Print a refused free as one warning line on stderr (the functions that refuse it return no
+/// status), and pass the failure on.
+fn warn(failure: Failure) -> Failure {
+    use std::io::Write;
+    // Nothing useful can be done if stderr is gone.
+    let _ = writeln!(
+        std::io::stderr(),
+        "[GhostMem] warning: {} (call ignored)",
+        failure.message
+    );
+    failure
+}
+
+/// The bytes the block at `ptr` can use; 0 for anything that is not a live block's start.
+///
+/// # Safety
+/// - `gm` is null (0) or a live handle. Any `ptr` value is accepted.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ghostmem_usable_size(gm: *const ghostmem_t, ptr: *const c_void) -> usize {
+    run(|| {
+        // SAFETY: forwarded from the caller.
+        let g = unsafe { instance("ghostmem_usable_size", gm) }?;
+        Ok(g.usable_size(ptr.cast::<u8>()))
+    })
+    .unwrap_or(0)
 }
 
 /// Whether `ptr` points into the instance's address space (any pointer value is accepted).

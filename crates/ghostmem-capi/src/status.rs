@@ -79,6 +79,7 @@ impl Failure {
 
     pub fn engine(function: &str, e: &Error) -> Self {
         let status = match e {
+            Error::InvalidPointer(f) => return Failure::free(function, f),
             Error::Config(_) => GHOSTMEM_ERR_CONFIG,
             Error::Sys { .. }
             | Error::Disk(_)

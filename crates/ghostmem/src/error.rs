@@ -84,6 +84,10 @@ pub enum Error {
         /// Requested alignment.
         align: usize,
     },
+    /// A reallocation was asked for a pointer that is not a live allocation of this instance
+    /// (it was refused and changed nothing).
+    #[error(transparent)]
+    InvalidPointer(#[from] FreeError),
     /// The reserved address space is used up.
     #[error("the instance's reserved address space ({reserved} bytes) is exhausted")]
     OutOfAddressSpace {

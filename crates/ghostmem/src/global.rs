@@ -133,9 +133,21 @@ unsafe impl GlobalAlloc for GhostGlobal {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if self.owner(ptr).is_none() {
+        let Some(g) = self.owner(ptr) else {
             // SAFETY: a System block, passed on with the caller's guarantees.
             return unsafe { System.realloc(ptr, layout, new_size) };
+        };
+        if !EngineGuard::active() {
+            // In place when the size class allows; otherwise moved, as below.
+            // SAFETY: `ptr` is a ghost block allocated with `layout` (size at least 1).
+            let r = unsafe { g.realloc_layout(ptr, layout.size(), new_size, layout.align()) };
+            return match r {
+                Ok(p) => p.as_ptr(),
+                Err(crate::Error::InvalidPointer(e)) => {
+                    crate::sys::fatal(&format!("ghostmem: invalid reallocation: {e}\n"))
+                }
+                Err(_) => std::ptr::null_mut(),
+            };
         }
         // SAFETY: the caller guarantees `new_size` with `layout.align()` is a valid layout.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };

@@ -262,14 +262,27 @@ impl GhostMem {
         Ok(())
     }
 
-    /// Allocate `size` bytes (the original's `AllocateGhost`). The memory is 16-byte aligned,
-    /// page-aligned when `size` exceeds 2048 bytes. Small allocations share pages; a page
-    /// reads as zeros the first time it is touched, but a reused small slot is not cleared.
+    /// Allocate `size` bytes (the original's `AllocateGhost`). The memory is 16-byte aligned.
+    /// Sizes up to 64 KiB are rounded up to a size class (at most 1.25 times the size, from 52
+    /// bytes up) and share slabs of pages; a whole number of pages, a class that is one, and
+    /// anything above 64 KiB get page-aligned whole pages. A page reads as zeros the first
+    /// time it is touched, but a reused slab slot is not cleared.
     pub fn alloc_raw(&self, size: usize) -> Result<NonNull<u8>, Error> {
         if size == 0 {
             return Err(Error::ZeroSize);
         }
         self.alloc_layout(size, 16)
+    }
+
+    /// Allocate `size` zeroed bytes, 16-byte aligned (C's `calloc`). Only reused slab slots
+    /// are cleared: page runs are fresh or discarded pages, zero without being touched.
+    pub fn alloc_zeroed(&self, size: usize) -> Result<NonNull<u8>, Error> {
+        if size == 0 {
+            return Err(Error::ZeroSize);
+        }
+        let layout =
+            Layout::from_size_align(size, 16).map_err(|_| Error::TooLarge { size, align: 16 })?;
+        self.alloc_zeroed_layout(layout)
     }
 
     /// Free an allocation made by [`GhostMem::alloc_raw`] with the same `size` (the
@@ -287,8 +300,8 @@ impl GhostMem {
     }
 
     /// Allocate `size` bytes aligned to `align`, a power of two up to 1 GiB. Requests up to
-    /// 2048 bytes whose alignment a size class provides share pages like any small
-    /// allocation; larger ones get page runs aligned to `align`.
+    /// 64 KiB whose alignment (at most the page size) a size class provides share slabs like
+    /// any small allocation; others get page runs aligned to `align`.
     pub fn alloc_aligned(&self, size: usize, align: usize) -> Result<NonNull<u8>, Error> {
         if size == 0 {
             return Err(Error::ZeroSize);
@@ -317,6 +330,118 @@ impl GhostMem {
         self.free_layout(ptr, size, align.max(16))
     }
 
+    /// The number of bytes the allocation starting at `ptr` can use: its size class, or its
+    /// whole pages (at least the size it was allocated or last resized with). 0 for any other
+    /// pointer (null, foreign, inside an allocation, freed). Looks only at the heap's
+    /// metadata: an evicted allocation is not brought back.
+    pub fn usable_size(&self, ptr: *const u8) -> usize {
+        let _engine = EngineGuard::enter();
+        let inner = &*self.inner;
+        inner
+            .heap
+            .usable_size(&inner.pager, ptr as usize)
+            .unwrap_or(0)
+    }
+
+    /// Free the allocation starting at `ptr`, whatever its size and alignment (C's `free`).
+    /// A null `ptr` is a no-op. A pointer that is not the start of a live allocation of this
+    /// instance (foreign, interior, already freed) is refused with an error, counted in
+    /// [`Stats::invalid_frees`], and changes nothing. Freeing memory in an evicted page does
+    /// not bring the page back.
+    ///
+    /// # Safety
+    /// - No reference into the allocation may be used after it is freed.
+    pub unsafe fn release(&self, ptr: *mut u8) -> Result<(), FreeError> {
+        if ptr.is_null() {
+            return Ok(());
+        }
+        let _engine = EngineGuard::enter();
+        let inner = &*self.inner;
+        let r = inner.heap.release(&inner.pager, ptr as usize);
+        self.report_free(ptr, r)
+    }
+
+    /// Resize the allocation starting at `ptr` to `new_size` bytes (C's `realloc`): in place
+    /// when its size class allows (the new size falls in the same class, or a page run has
+    /// free pages after it or shrinks), otherwise a new 16-byte aligned block receives the
+    /// contents (up to the smaller of the two sizes) and the old one is freed. A null `ptr`
+    /// allocates. On success the returned pointer replaces `ptr`.
+    ///
+    /// # Errors
+    /// [`Error::ZeroSize`] for `new_size` 0 (free with [`GhostMem::release`] instead);
+    /// [`Error::InvalidPointer`] if `ptr` is not the start of a live allocation (refused,
+    /// counted in `invalid_frees`); the allocation errors when a new block is needed. In
+    /// every error case the old block is unchanged and still owned by the caller.
+    ///
+    /// # Safety
+    /// - On success, no reference into the old block may be used unless the same pointer was
+    ///   returned.
+    pub unsafe fn realloc(&self, ptr: *mut u8, new_size: usize) -> Result<NonNull<u8>, Error> {
+        if ptr.is_null() {
+            return self.alloc_raw(new_size);
+        }
+        if new_size == 0 {
+            return Err(Error::ZeroSize);
+        }
+        // SAFETY: forwarded from the caller; `usize::MAX` copies all that the old block holds.
+        unsafe { self.realloc_layout(ptr, usize::MAX, new_size, 16) }
+    }
+
+    /// Resize in place if possible, else move: copy `min(old_size, usable, new_size)` bytes.
+    ///
+    /// # Safety
+    /// - `ptr` is not null; on success the old block is not used unless it was returned.
+    pub(crate) unsafe fn realloc_layout(
+        &self,
+        ptr: *mut u8,
+        old_size: usize,
+        new_size: usize,
+        align: usize,
+    ) -> Result<NonNull<u8>, Error> {
+        let old_usable = {
+            let _engine = EngineGuard::enter();
+            let inner = &*self.inner;
+            let r = inner
+                .heap
+                .resize(&inner.pager, ptr as usize, new_size, align);
+            match self.report_free(ptr, r)? {
+                Some(_) => return Ok(NonNull::new(ptr).expect("checked by the heap")),
+                None => self.usable_size(ptr),
+            }
+        };
+        let new = self.alloc_layout(new_size, align)?;
+        // SAFETY: the old block is valid for `old_usable` bytes, the new one for `new_size`;
+        // two live allocations never overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                ptr,
+                new.as_ptr(),
+                old_size.min(old_usable).min(new_size),
+            );
+        }
+        let _engine = EngineGuard::enter();
+        let inner = &*self.inner;
+        let freed = inner.heap.release(&inner.pager, ptr as usize);
+        debug_assert!(freed.is_ok(), "the block was located a moment ago");
+        Ok(new)
+    }
+
+    /// Count and log a refused deallocation (or reallocation).
+    fn report_free<T>(&self, ptr: *mut u8, r: Result<T, FreeError>) -> Result<T, FreeError> {
+        let inner = &*self.inner;
+        match &r {
+            Ok(_) if inner.verbose.load(Relaxed) => tracing::trace!(?ptr, "ghost deallocation"),
+            Ok(_) => {}
+            Err(e) => {
+                add(&inner.pager.counters.invalid_frees, 1);
+                if inner.verbose.load(Relaxed) {
+                    tracing::warn!(error = %e, "refused deallocation");
+                }
+            }
+        }
+        r
+    }
+
     pub(crate) fn alloc_layout(&self, size: usize, align: usize) -> Result<NonNull<u8>, Error> {
         let _engine = EngineGuard::enter();
         let inner = &*self.inner;
@@ -337,19 +462,7 @@ impl GhostMem {
         let _engine = EngineGuard::enter();
         let inner = &*self.inner;
         let r = inner.heap.free(&inner.pager, ptr as usize, size, align);
-        match r {
-            Ok(()) if inner.verbose.load(Relaxed) => {
-                tracing::trace!(?ptr, size, "ghost deallocation");
-            }
-            Ok(()) => {}
-            Err(e) => {
-                add(&inner.pager.counters.invalid_frees, 1);
-                if inner.verbose.load(Relaxed) {
-                    tracing::warn!(error = %e, "refused deallocation");
-                }
-            }
-        }
-        r
+        self.report_free(ptr, r)
     }
 
     /// Allocate for `layout`, zero-filled. Page runs are fresh or discarded pages and read as
@@ -533,6 +646,100 @@ unsafe impl Allocator for GhostMem {
         if let Err(e) = self.free_layout(ptr.as_ptr(), layout.size(), layout.align()) {
             // The caller broke the allocator contract; refusing leaves memory as it was.
             tracing::error!(error = %e, "invalid deallocation refused");
+        }
+    }
+
+    unsafe fn grow(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.resize_layout(ptr, old_layout, new_layout) }
+    }
+
+    unsafe fn grow_zeroed(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        if old_layout.size() == 0 {
+            return self.allocate_zeroed(new_layout);
+        }
+        let old_usable = self.usable_size(ptr.as_ptr());
+        // SAFETY: forwarded from the caller.
+        let new = unsafe { self.resize_layout(ptr, old_layout, new_layout) }?;
+        let p = new.cast::<u8>();
+        // Bytes past the old size may hold an earlier allocation's data, except whole pages
+        // a page run just received (fresh or discarded: zero).
+        let dirty_end = if p == ptr {
+            old_usable.min(new_layout.size())
+        } else if Heap::zeroed_on_alloc(new_layout.size(), new_layout.align()) {
+            old_layout.size()
+        } else {
+            new_layout.size()
+        };
+        if dirty_end > old_layout.size() {
+            // SAFETY: `[old size, dirty_end)` lies inside the new block of `new_layout.size()`
+            // bytes, past what the caller's old contents occupy.
+            unsafe {
+                p.as_ptr()
+                    .add(old_layout.size())
+                    .write_bytes(0, dirty_end - old_layout.size());
+            };
+        }
+        Ok(new)
+    }
+
+    unsafe fn shrink(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        if new_layout.size() == 0 {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.deallocate(ptr, old_layout) };
+            return Ok(NonNull::slice_from_raw_parts(dangling(new_layout), 0));
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.resize_layout(ptr, old_layout, new_layout) }
+    }
+}
+
+impl GhostMem {
+    /// `grow`/`shrink` for the `Allocator` impl: in place when the class allows.
+    ///
+    /// # Safety
+    /// - As for `Allocator::grow`: `ptr` is a block of this allocator that fits `old_layout`.
+    unsafe fn resize_layout(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        if old_layout.size() == 0 {
+            return self.allocate(new_layout);
+        }
+        // SAFETY: forwarded from the caller; a block that is not ours is refused.
+        let r = unsafe {
+            self.realloc_layout(
+                ptr.as_ptr(),
+                old_layout.size(),
+                new_layout.size(),
+                new_layout.align(),
+            )
+        };
+        match r {
+            Ok(p) => Ok(NonNull::slice_from_raw_parts(p, new_layout.size())),
+            Err(e) => {
+                if matches!(e, Error::InvalidPointer(_)) {
+                    tracing::error!(error = %e, "invalid reallocation refused");
+                }
+                Err(AllocError)
+            }
         }
     }
 }

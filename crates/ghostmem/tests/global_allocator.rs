@@ -176,3 +176,23 @@ fn recurse(depth: u64) -> u64 {
     let frame = std::hint::black_box([depth; 32]);
     recurse(depth + 1).wrapping_add(frame[(depth % 32) as usize])
 }
+
+#[test]
+fn realloc_does_not_move_when_the_class_allows() {
+    let page = 4096.max(ghostmem::page_size());
+    // SAFETY: (whole block) valid layouts; each block is used within its current size.
+    unsafe {
+        let layout = Layout::from_size_align(5000, 8).unwrap();
+        let p = GLOBAL.alloc(layout);
+        p.write_bytes(7, 5000);
+        let q = GLOBAL.realloc(p, layout, 5100);
+        assert_eq!(q, p, "5000 and 5100 share the 5120 class");
+        let layout = Layout::from_size_align(5100, 8).unwrap();
+        let r = GLOBAL.realloc(q, layout, 3 * page);
+        assert_eq!(r.add(4999).read(), 7);
+        let layout = Layout::from_size_align(3 * page, 8).unwrap();
+        let s = GLOBAL.realloc(r, layout, 2 * page);
+        assert_eq!(s, r, "a page run shrinks in place");
+        GLOBAL.dealloc(s, Layout::from_size_align(2 * page, 8).unwrap());
+    }
+}

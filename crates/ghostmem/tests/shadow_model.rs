@@ -1,8 +1,9 @@
-//! Property test: random alloc / write / read / free sequences against a shadow model.
+//! Property test: random alloc / write / read / realloc / free / release sequences against a
+//! shadow model.
 //!
 //! Every live allocation has a shadow `Vec<u8>` in system memory. After every operation all
-//! live allocations are compared byte for byte with their shadows, under budgets of 2 to 6
-//! pages, so most operations evict and restore pages.
+//! live allocations are compared byte for byte with their shadows, and their usable sizes with
+//! the statistics, under budgets of 2 to 6 pages, so most operations evict and restore pages.
 
 // Test data deliberately truncates counters into bytes and words.
 #![allow(
@@ -20,8 +21,10 @@ use proptest::prelude::*;
 
 /// Largest number of simultaneously live allocations in one case.
 const MAX_LIVE: usize = 8;
-/// Small allocations (≤ this) come from size-class slabs.
+/// The old small/large boundary; sizes around it stay interesting.
 const SMALL_MAX: usize = 2048;
+/// Sizes up to this are served by size classes (slabs, or runs for classes of whole pages).
+const CLASS_MAX: usize = 64 << 10;
 
 #[derive(Debug, Clone)]
 enum SizeSpec {
@@ -57,13 +60,19 @@ enum Op {
     Free(usize),
     /// Free an allocation and at once allocate the same size again (likely the same memory).
     Reuse(usize),
+    /// Resize an allocation with `GhostMem::realloc`.
+    Realloc(usize, SizeSpec),
+    /// Free an allocation without its size (`GhostMem::release`).
+    Release(usize),
 }
 
 fn size_strategy() -> impl Strategy<Value = SizeSpec> {
     prop_oneof![
         4 => (1usize..=SMALL_MAX).prop_map(SizeSpec::Bytes),
-        1 => prop::sample::select(vec![1usize, 15, 16, 17, 100, 1024, 2047, 2048, 2049])
+        1 => prop::sample::select(vec![1usize, 15, 16, 17, 100, 1024, 2047, 2048, 2049, 4095,
+            4097, 20_000, CLASS_MAX - 1, CLASS_MAX, CLASS_MAX + 1])
             .prop_map(SizeSpec::Bytes),
+        1 => (SMALL_MAX..=CLASS_MAX + 8192).prop_map(SizeSpec::Bytes),
         3 => (1usize..=4, 0usize..=4096).prop_map(|(pages, frac)| SizeSpec::Pages { pages, frac }),
         1 => (1usize..=3).prop_map(|pages| SizeSpec::Pages { pages: pages + 1, frac: 0 }),
     ]
@@ -77,6 +86,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::Read),
         2 => any::<usize>().prop_map(Op::Free),
         1 => any::<usize>().prop_map(Op::Reuse),
+        2 => (any::<usize>(), size_strategy()).prop_map(|(which, size)| Op::Realloc(which, size)),
+        1 => any::<usize>().prop_map(Op::Release),
     ]
 }
 
@@ -103,6 +114,21 @@ fn write_bytes(seed: u64, len: usize) -> Vec<u8> {
                 .collect()
         }
     }
+}
+
+/// Whether `ptr` is a page run (whole pages, zero when fresh): slab classes are never a whole
+/// number of pages.
+fn is_run(ghost: &GhostMem, ptr: *mut u8) -> bool {
+    ghost.usable_size(ptr) % page_size() == 0
+}
+
+/// Write a pattern over bytes `from..to` of the block at `ptr` and return it.
+fn define(ptr: *mut u8, from: usize, to: usize) -> Vec<u8> {
+    let bytes = write_bytes(ptr as u64 ^ to as u64, to - from);
+    // SAFETY: the caller's block at `ptr` holds at least `to` bytes; `bytes` is a separate
+    // buffer of `to - from` bytes.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr.add(from), to - from) };
+    bytes
 }
 
 struct Live {
@@ -178,8 +204,31 @@ impl Model<'_> {
             "{}: live_allocations",
             when
         );
-        let bytes: usize = self.live.iter().map(|l| l.size).sum();
-        prop_assert_eq!(s.live_bytes, bytes as u64, "{}: live_bytes", when);
+        let mut usable_total = 0;
+        for (i, l) in self.live.iter().enumerate() {
+            let usable = self.ghost.usable_size(l.ptr);
+            prop_assert!(
+                usable >= l.size,
+                "{}: usable_size of #{} ({:p}, {} bytes) is {}",
+                when,
+                i,
+                l.ptr,
+                l.size,
+                usable
+            );
+            if l.size > 64 {
+                prop_assert!(
+                    usable * 4 <= l.size * 5 || usable == l.size.next_multiple_of(page_size()),
+                    "{}: usable_size {} for {} bytes",
+                    when,
+                    usable,
+                    l.size
+                );
+            }
+            prop_assert_eq!(self.ghost.usable_size(l.ptr.wrapping_add(1)), 0);
+            usable_total += usable;
+        }
+        prop_assert_eq!(s.live_bytes, usable_total as u64, "{}: live_bytes", when);
         prop_assert!(
             s.allocated_pages >= self.live_pages() as u64,
             "{}: allocated_pages {} but live allocations cover {} pages",
@@ -213,7 +262,11 @@ impl Model<'_> {
             size,
             ptr
         );
-        if size > SMALL_MAX {
+        let run = is_run(self.ghost, ptr);
+        if size > CLASS_MAX {
+            prop_assert!(run, "alloc_raw({}) = {:p} is not a page run", size, ptr);
+        }
+        if run {
             prop_assert_eq!(
                 addr % page_size(),
                 0,
@@ -241,21 +294,58 @@ impl Model<'_> {
                 l.size
             );
         }
-        let shadow = if size > SMALL_MAX {
+        let shadow = if run {
             // Page runs are zero on first touch, including reused (released) pages.
             vec![0u8; size]
         } else {
             // Slab slots may hold a previous allocation's bytes: define them.
-            let bytes = write_bytes(addr as u64 ^ size as u64, size);
-            // SAFETY: `ptr` is a fresh allocation of `size` bytes; `bytes` is a
-            // separate buffer of the same length.
-            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, size) };
-            bytes
+            define(ptr, 0, size)
         };
         self.live.push(Live { ptr, size, shadow });
         let i = self.live.len() - 1;
         self.check_one(i, "right after alloc")?;
         Ok(())
+    }
+
+    fn realloc(&mut self, which: usize, size: usize) -> Result<(), TestCaseError> {
+        let old = &self.live[which];
+        let (old_ptr, old_size) = (old.ptr, old.size);
+        let old_usable = self.ghost.usable_size(old_ptr);
+        // SAFETY: `old_ptr` is live; the model switches to the returned pointer.
+        let ptr = unsafe { self.ghost.realloc(old_ptr, size) }
+            .map_err(|e| TestCaseError::fail(format!("realloc({old_ptr:p}, {size}): {e}")))?
+            .as_ptr();
+        prop_assert_eq!(ptr as usize % 16, 0, "realloc to {} gave {:p}", size, ptr);
+        if ptr != old_ptr {
+            prop_assert_eq!(
+                self.ghost.usable_size(old_ptr),
+                0,
+                "the moved-from block is freed"
+            );
+        } else if old_usable % page_size() != 0 {
+            prop_assert!(
+                size <= old_usable,
+                "a slot was resized beyond its class in place"
+            );
+        }
+        for (i, l) in self.live.iter().enumerate() {
+            if i != which {
+                let (a, b) = (l.ptr as usize, l.ptr as usize + l.size);
+                prop_assert!(
+                    ptr as usize + size <= a || b <= ptr as usize,
+                    "realloc overlaps #{}",
+                    i
+                );
+            }
+        }
+        let l = &mut self.live[which];
+        l.shadow.truncate(size);
+        if size > old_size {
+            // Bytes past the old size are undefined: define them.
+            l.shadow.extend(define(ptr, old_size, size));
+        }
+        (l.ptr, l.size) = (ptr, size);
+        self.check_one(which, "right after realloc")
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
@@ -299,6 +389,24 @@ impl Model<'_> {
                 // SAFETY: `l` is a live allocation of `l.size` bytes, forgotten by the model.
                 let r = unsafe { self.ghost.free_raw(l.ptr, l.size) };
                 prop_assert_eq!(r, Ok(()), "free_raw({:p}, {})", l.ptr, l.size);
+            }
+            Op::Realloc(which, spec) => {
+                if self.live.is_empty() {
+                    return Ok(());
+                }
+                let n = self.live.len();
+                self.realloc(*which % n, spec.resolve())?;
+            }
+            Op::Release(which) => {
+                if self.live.is_empty() {
+                    return Ok(());
+                }
+                let n = self.live.len();
+                let l = self.live.swap_remove(*which % n);
+                // SAFETY: `l` is a live allocation, forgotten by the model.
+                let r = unsafe { self.ghost.release(l.ptr) };
+                prop_assert_eq!(r, Ok(()), "release({:p})", l.ptr);
+                prop_assert_eq!(self.ghost.usable_size(l.ptr), 0);
             }
             Op::Reuse(which) => {
                 if self.live.is_empty() {
