@@ -5,10 +5,11 @@
 //!   BlockRef = handle h                       (what the pager keeps; never changes)
 //!        │
 //!        ▼
-//!   handle table (u64 per handle)           chunk descriptors (out of band, one per chunk)
+//!   handle table (16 B per handle)          chunk descriptors (out of band, one per chunk)
 //!   ┌──────────────────────────┐            ┌─────────────────────────────────────────────┐
-//!   │ h: chunk c << 6 | slot s │──────────▶ │ c: base, class, used (u64 bitmap), touched, │
-//!   │ free: 1 << 63 | next     │            │    prev/next (fullness list), owner[64]     │
+//!   │ h: chunk c << 6 | slot s,│──────────▶ │ c: base, class, used (u64 bitmap), touched, │
+//!   │    address of the slot   │            │    prev/next (fullness list), owner[64]     │
+//!   │ free: 1 << 63 | next     │            │                                             │
 //!   └──────────────────────────┘            └───────────────┬─────────────────────────────┘
 //!                                                           │ base
 //!                                                           ▼
@@ -51,7 +52,7 @@
 //! **The fault path.** `put`, `load` and `remove` never use the global allocator: regions, the
 //! handle table, the descriptors and the region list are all mapped directly (the tables grow
 //! by mapping new segments, see [`super::table`]). Only the class array is allocated, by
-//! [`MemoryStore::new`]. The tables keep their high-water mark — 8 bytes per handle, 296 per
+//! [`MemoryStore::new`]. The tables keep their high-water mark — 16 bytes per handle, 296 per
 //! chunk range ever carved — and count in [`PageStore::reserved_bytes`] with the chunks that
 //! hold memory; discarded ranges are address space only
 //! ([`CompactionStats::address_space_bytes`]).
@@ -218,7 +219,8 @@ pub struct MemoryStore {
     page: usize,
     granule: usize,
     classes: Box<[Class]>,
-    handles: Table<u64>,
+    /// Per handle: `[chunk << 6 | slot, slot address]`, or `[FREE | next free handle, 0]`.
+    handles: Table<[u64; 2]>,
     chunks: Table<Chunk>,
     regions: Table<Region>,
     free_handle: u32,
@@ -344,7 +346,7 @@ impl MemoryStore {
     fn take_handle(&mut self) -> Result<u32, StoreError> {
         if self.free_handle != NIL {
             let h = self.free_handle;
-            let entry = *self.handles.get(index(h));
+            let [entry, _] = *self.handles.get(index(h));
             debug_assert!(entry & FREE != 0, "free handle list holds a live handle");
             self.free_handle = u32::try_from(entry & !FREE).unwrap_or(NIL);
             return Ok(h);
@@ -358,17 +360,22 @@ impl MemoryStore {
     }
 
     fn give_back_handle(&mut self, h: u32) {
-        *self.handles.get_mut(index(h)) = FREE | u64::from(self.free_handle);
+        *self.handles.get_mut(index(h)) = [FREE | u64::from(self.free_handle), 0];
         self.free_handle = h;
     }
 
     /// The (chunk, slot) of a live block, or `None` if `block` is not one.
     fn resolve(&self, block: BlockRef) -> Option<(u32, usize)> {
+        self.locate(block).map(|(chunk, slot, _)| (chunk, slot))
+    }
+
+    /// The (chunk, slot, slot address) of a live block, or `None` if `block` is not one.
+    fn locate(&self, block: BlockRef) -> Option<(u32, usize, usize)> {
         let h = u32::try_from(block.0).ok()?;
         if index(h) >= self.handles.len() {
             return None;
         }
-        let entry = *self.handles.get(index(h));
+        let [entry, _] = *self.handles.get(index(h));
         if entry & FREE != 0 {
             return None;
         }
@@ -378,7 +385,8 @@ impl MemoryStore {
             return None;
         }
         let c = self.chunks.get(index(chunk));
-        (c.base != 0 && c.used & (1 << slot) != 0 && c.owner[slot] == h).then_some((chunk, slot))
+        let addr = c.base + slot * self.classes[usize::from(c.class)].size;
+        (c.used & (1 << slot) != 0 && c.owner[slot] == h).then_some((chunk, slot, addr))
     }
 
     // ----- chunk lists -----
@@ -581,7 +589,7 @@ impl MemoryStore {
         // chunks, so they do not overlap): `from` holds the block, `to` was free. No slice
         // borrowed from `load` is alive (we hold `&mut self`).
         unsafe { ptr::copy_nonoverlapping(from as *const u8, to as *mut u8, size) };
-        *self.handles.get_mut(index(h)) = (u64::from(dst) << 6) | to_slot as u64;
+        *self.handles.get_mut(index(h)) = [(u64::from(dst) << 6) | to_slot as u64, to as u64];
         self.vacate(src, slot);
         self.blocks_moved += 1;
     }
@@ -677,7 +685,7 @@ impl PageStore for MemoryStore {
         // SAFETY: the slot is `classes[class].size >= data.len()` bytes inside a live chunk of
         // this store, and was free until `occupy` gave it to this block.
         unsafe { ptr::copy_nonoverlapping(data.as_ptr(), to as *mut u8, data.len()) };
-        *self.handles.get_mut(index(h)) = (u64::from(chunk) << 6) | slot as u64;
+        *self.handles.get_mut(index(h)) = [(u64::from(chunk) << 6) | slot as u64, to as u64];
         self.live_bytes += data.len() as u64;
         Ok(BlockRef(u64::from(h)))
     }
@@ -689,19 +697,28 @@ impl PageStore for MemoryStore {
         len: usize,
         _scratch: &'a mut [u8],
     ) -> Result<&'a [u8], StoreError> {
-        let Some((chunk, slot)) = self.resolve(block) else {
-            debug_assert!(false, "load of {block:?}, which is not a live block");
-            return Err(StoreError::Corrupt);
-        };
-        let size = self.classes[usize::from(self.chunks.get(index(chunk)).class)].size;
-        if len > size {
-            debug_assert!(false, "load of {len} bytes from a {size}-byte slot");
+        // One read of the handle gives the address; the full check (the slot's owner and
+        // size, one more cache miss) runs in debug builds.
+        let h = usize::try_from(block.0).map_err(|_| StoreError::Corrupt)?;
+        if h >= self.handles.len() || len > self.page {
             return Err(StoreError::Corrupt);
         }
-        let at = self.slot_addr(chunk, slot);
-        // SAFETY: the slot holds a live block and lies in a live chunk, with `len <= size`
-        // bytes of it in bounds. The chunk is unmapped and blocks move only through
-        // `&mut self`, which the returned borrow holds.
+        let [entry, at] = *self.handles.get(h);
+        if entry & FREE != 0 {
+            debug_assert!(false, "load of {block:?}, a removed block");
+            return Err(StoreError::Corrupt);
+        }
+        let at = usize::try_from(at).map_err(|_| StoreError::Corrupt)?;
+        debug_assert!(
+            self.locate(block).is_some_and(|(chunk, _, addr)| addr == at
+                && len <= self.classes[usize::from(self.chunks.get(index(chunk)).class)].size),
+            "load of {len} bytes from {block:?}, which does not hold them"
+        );
+        // SAFETY: a live handle's address is its block's slot in a chunk carved from a region
+        // the store has mapped (`put` and `move_block` keep it current). `len` is the length
+        // the block was stored with (the caller's contract on `load`, checked in debug
+        // builds), so at most the slot's size and in bounds. Regions are unmapped only on
+        // drop, and blocks move only through `&mut self`, which the returned borrow holds.
         Ok(unsafe { std::slice::from_raw_parts(at as *const u8, len) })
     }
 

@@ -8,7 +8,7 @@
 //!   index:  0..B        B..2B          2B..4B          B·2^(k-1)..B·2^k
 //! ```
 //!
-//! `B` items fill one OS page. Each segment is its own anonymous mapping, mapped when the first
+//! `B` is the largest power of two of items that fits one OS page. Each segment is its own anonymous mapping, mapped when the first
 //! index in it is handed out, so growing never moves an item (references by index and pointer
 //! stay valid) and never goes through the global allocator: the table may grow inside the
 //! fault handler. Segments stay mapped until the table is dropped; the pages of a segment that
@@ -33,6 +33,9 @@ pub(super) unsafe trait ZeroValid: Sized {}
 
 // SAFETY: zero is a valid u64.
 unsafe impl ZeroValid for u64 {}
+
+// SAFETY: zeros are a valid pair of u64.
+unsafe impl ZeroValid for [u64; 2] {}
 
 /// Map `len` bytes of private anonymous read-write memory (zero-filled, reserved lazily).
 pub(super) fn map(len: usize) -> Result<usize, StoreError> {
@@ -62,8 +65,10 @@ pub(super) unsafe fn unmap(addr: usize, len: usize) -> rustix::io::Result<()> {
 /// A growable array of `T` in directly mapped segments; see the module docs.
 pub(super) struct Table<T: ZeroValid> {
     segments: [usize; SEGMENTS],
-    /// Items in segment 0 (`B`), at least 1.
+    /// Items in segment 0 (`B`): a power of two, at least 1.
     first: usize,
+    /// `log2(first)`, so that locating an item is a shift, not a division.
+    shift: u32,
     /// Items handed out: indexes `0..len` are valid.
     len: usize,
     page: usize,
@@ -74,9 +79,11 @@ pub(super) struct Table<T: ZeroValid> {
 impl<T: ZeroValid> Table<T> {
     /// An empty table whose segments are multiples of `page` bytes. Maps nothing yet.
     pub(super) fn new(page: usize) -> Self {
+        let shift = (page / size_of::<T>()).max(1).ilog2();
         Table {
             segments: [0; SEGMENTS],
-            first: (page / size_of::<T>()).max(1),
+            first: 1 << shift,
+            shift,
             len: 0,
             page,
             mapped_bytes: 0,
@@ -109,7 +116,7 @@ impl<T: ZeroValid> Table<T> {
 
     /// (segment, index inside it) of item `i`.
     fn locate(&self, i: usize) -> (usize, usize) {
-        let q = i / self.first;
+        let q = i >> self.shift;
         if q == 0 {
             (0, i)
         } else {
