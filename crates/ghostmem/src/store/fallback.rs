@@ -8,9 +8,8 @@
 //!   load / remove: bit 63 picks the store; the rest of the bits go to it unchanged
 //! ```
 //!
-//! **Why bit 63 cannot collide.** The memory store's references are addresses of its blocks in
-//! the process's user address space, which on every 64-bit Linux target is the lower half
-//! (x86-64: below 2^47, or 2^56 with 5-level paging; AArch64: below 2^52): bit 63 is always 0.
+//! **Why bit 63 cannot collide.** The memory store's references are indexes into its handle
+//! table, below 2^32: bit 63 is always 0.
 //! The primary must promise the same of its references; [`DiskStore`](super::DiskStore) does
 //! (its `BlockRef` layout leaves bit 63 unused). Both are checked on every `put`: a reference
 //! with bit 63 set is given back and the put fails rather than be misrouted later.
@@ -73,6 +72,11 @@ impl<P: PageStore> FallbackStore<P> {
 impl<P: PageStore> PageStore for FallbackStore<P> {
     fn unlink(&mut self) {
         self.primary.unlink();
+    }
+
+    fn compact_all(&mut self) {
+        self.primary.compact_all();
+        self.memory.compact_all();
     }
 
     fn put(&mut self, page: PageId, data: &[u8]) -> Result<BlockRef, StoreError> {

@@ -7,10 +7,11 @@
 pub mod disk;
 pub mod fallback;
 mod memory;
+mod table;
 
 pub use disk::{Cipher, DiskOpenError, DiskOptions, DiskStore};
 pub use fallback::FallbackStore;
-pub use memory::MemoryStore;
+pub use memory::{CompactionStats, MemoryStore};
 
 use crate::page::PageId;
 
@@ -89,4 +90,8 @@ pub trait PageStore: Send {
     /// through the open descriptor. Used at process exit for the process-wide instance, which
     /// is never dropped. The default does nothing (no file).
     fn unlink(&mut self) {}
+    /// Give back now all the memory that moving blocks can free (see
+    /// [`MemoryStore`]'s compaction). This may move every block, so it is for ordinary code
+    /// and tests, not the fault path; references stay valid. The default does nothing.
+    fn compact_all(&mut self) {}
 }
