@@ -43,11 +43,16 @@ impl Pager {
         self.backend
             .revoke(one(victim))
             .map_err(failed("revoking access"))?;
-        if let Err(e) = self.backend.read(victim, &mut work.page) {
+        if let Err(e) = self.backend.read(one(victim), &mut work.page) {
             self.give_back(victim)?;
             return Err(failed("reading the page (pread)")(e));
         }
-        Ok(match classify(&work.page) {
+        Ok(Self::encode(work, compress))
+    }
+
+    /// Encode the page in `work.page` (into `work.out` when it compresses).
+    pub(super) fn encode(work: &mut Work, compress: bool) -> Encoded {
+        match classify(&work.page) {
             PageClass::Zero => Encoded::Zero,
             PageClass::Same(word) => Encoded::Same(word),
             PageClass::Data => {
@@ -65,7 +70,7 @@ impl Pager {
                     },
                 }
             }
-        })
+        }
     }
 
     /// Store an encoded victim (pager lock held) and return its new entry. On failure nothing

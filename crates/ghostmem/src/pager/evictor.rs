@@ -20,8 +20,10 @@ use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
-use super::table::Entry;
+use super::scratch::Work;
+use super::table::{Entry, Frame};
 use super::{Failure, Pager, failed};
+use crate::page::{PageId, PageRun};
 
 /// Budgets below this have no background eviction.
 pub(super) const MIN_BUDGET: usize = 64;
@@ -61,10 +63,14 @@ impl Pager {
                     .sleep(IDLE, || stop.load(SeqCst) || (low > 0 && free() < low));
                 continue;
             }
-            while !stop.load(SeqCst) && free() < high {
-                match self.evict_one() {
-                    Ok(true) => {}
-                    Ok(false) => break,
+            loop {
+                let want = high.saturating_sub(free());
+                if stop.load(SeqCst) || want == 0 {
+                    break;
+                }
+                match self.evict_batch(want) {
+                    Ok(0) => break,
+                    Ok(_) => {}
                     Err(f) => {
                         // The page stays resident and accessible; faults evict inline.
                         tracing::error!(
@@ -79,73 +85,157 @@ impl Pager {
         }
     }
 
-    /// Evict one CLOCK victim in the background. `Ok(false)`: nothing could be evicted now.
-    fn evict_one(&self) -> Result<bool, Failure> {
+    /// Evict up to [`BATCH`] CLOCK victims in the background, revoking and discarding
+    /// neighbouring victims as one run each. Returns how many were evicted (0: none could be
+    /// picked now).
+    fn evict_batch(&self, want: usize) -> Result<usize, Failure> {
         let mut scratch = self.scratches.claim();
         let work = &mut scratch.work;
-        let (frame, victim, compress) = {
+        let mut batch: Vec<(PageId, Frame, Option<Entry>)> = Vec::with_capacity(BATCH);
+        let compress = {
             let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let st = &mut *st;
-            let table = &st.table;
-            let Some((frame, victim)) = st.clock.victim(|p| table.is_resident(p)) else {
-                return Ok(false);
-            };
-            st.table.set(victim, Entry::Evicting);
-            st.in_flight += 1;
-            (frame, victim, st.compress)
-        };
-        // Undo the plan if a step fails: the page is still resident in its frame.
-        let undo = |this: &Pager| {
-            let mut st = this.state.lock().unwrap_or_else(PoisonError::into_inner);
-            st.table.set(victim, Entry::Resident { frame });
-            st.in_flight -= 1;
-            drop(st);
-            this.settled.advance();
-        };
-        let encoded = match self.encode_victim(work, victim, compress) {
-            Ok(e) => e,
-            Err(f) => {
-                undo(self);
-                return Err(f);
+            while batch.len() < want.min(BATCH) {
+                let table = &st.table;
+                let Some((frame, victim)) = st.clock.victim(|p| table.is_resident(p)) else {
+                    break;
+                };
+                st.table.set(victim, Entry::Evicting);
+                batch.push((victim, frame, None));
             }
+            st.in_flight += batch.len();
+            st.compress
         };
-        let stored = {
-            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            Self::store_victim(&mut st, work, victim, encoded)
-        };
-        let entry = match stored {
-            Ok(entry) => entry,
-            Err(f) => {
-                self.give_back(victim)?;
-                undo(self);
-                return Err(f);
-            }
-        };
-        if let Err(e) = self.discard_victim(victim) {
-            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Entry::Stored { block, len, .. } = entry {
-                st.store.remove(victim, block, len as usize);
-            }
-            drop(st);
-            self.give_back(victim)?;
-            undo(self);
-            return Err(failed("freeing the page (fallocate PUNCH_HOLE)")(e));
+        if batch.is_empty() {
+            return Ok(0);
         }
+        batch.sort_unstable_by_key(|&(page, _, _)| page);
+        let runs = runs_of(&batch);
+        let result = self.evict_runs(work, &mut batch, &runs, compress);
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        st.table.set(victim, entry);
-        st.clock.vacate(frame);
-        st.in_flight -= 1;
-        self.count_eviction(entry);
-        self.publish_store_stats(&st);
+        match result {
+            Ok(()) => {
+                for &(victim, frame, entry) in &batch {
+                    let entry = entry.expect("every victim was stored");
+                    st.table.set(victim, entry);
+                    st.clock.vacate(frame);
+                    self.count_eviction(entry);
+                }
+                self.publish_store_stats(&st);
+            }
+            Err(_) => {
+                // Nothing was discarded: every victim still holds its contents in its frame.
+                for &(victim, frame, entry) in &batch {
+                    if let Some(Entry::Stored { block, len, .. }) = entry {
+                        st.store.remove(victim, block, len as usize);
+                    }
+                    st.table.set(victim, Entry::Resident { frame });
+                }
+            }
+        }
+        st.in_flight -= batch.len();
         drop(st);
         self.settled.advance();
-        Ok(true)
+        result.map(|()| batch.len())
     }
+
+    /// Revoke each run, encode and store each victim, then free each run's memory. On failure
+    /// no memory was freed and every run is accessible again; stored blocks are left in
+    /// `batch` for the caller to remove.
+    fn evict_runs(
+        &self,
+        work: &mut Work,
+        batch: &mut [(PageId, Frame, Option<Entry>)],
+        runs: &[PageRun],
+        compress: bool,
+    ) -> Result<(), Failure> {
+        let give_back = |runs: &[PageRun]| {
+            for &run in runs {
+                self.backend
+                    .unrevoke(run)
+                    .map_err(failed("giving access back after a failed eviction"))?;
+            }
+            Ok::<(), Failure>(())
+        };
+        for (i, &run) in runs.iter().enumerate() {
+            if let Err(e) = self.backend.revoke(run) {
+                give_back(&runs[..i])?;
+                return Err(failed("revoking access")(e));
+            }
+        }
+        for item in batch.iter_mut() {
+            let victim = item.0;
+            let stored = self
+                .backend
+                .read(one(victim), &mut work.page)
+                .map_err(failed("reading the page (pread)"))
+                .map(|()| Self::encode(work, compress))
+                .and_then(|encoded| {
+                    let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    Self::store_victim(&mut st, work, victim, encoded)
+                });
+            match stored {
+                Ok(entry) => item.2 = Some(entry),
+                Err(f) => {
+                    give_back(runs)?;
+                    return Err(f);
+                }
+            }
+        }
+        for (i, &run) in runs.iter().enumerate() {
+            if let Err(e) = self.backend.discard(run) {
+                if i == 0 {
+                    give_back(runs)?;
+                    return Err(failed("freeing the pages (fallocate PUNCH_HOLE)")(e));
+                }
+                // Some runs are freed already: their victims cannot go back. Freeing is what
+                // cannot fail short of a kernel bug; stop here like the fault path does.
+                crate::sys::fatal("ghostmem: fatal: freeing evicted pages failed midway\n");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Victims per background batch.
+const BATCH: usize = 32;
+
+fn one(page: PageId) -> PageRun {
+    PageRun {
+        first: page,
+        count: 1,
+    }
+}
+
+/// The runs of consecutive pages in `batch` (sorted by page).
+fn runs_of(batch: &[(PageId, Frame, Option<Entry>)]) -> Vec<PageRun> {
+    let mut runs: Vec<PageRun> = Vec::with_capacity(batch.len());
+    for &(page, _, _) in batch {
+        match runs.last_mut() {
+            Some(run) if run.first.0 + run.count == page.0 => run.count += 1,
+            _ => runs.push(one(page)),
+        }
+    }
+    runs
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbouring_victims_form_runs() {
+        let batch: Vec<_> = [3u32, 4, 5, 9, 11, 12]
+            .iter()
+            .map(|&p| (PageId(p), 0, None))
+            .collect();
+        let runs: Vec<_> = runs_of(&batch)
+            .iter()
+            .map(|r| (r.first.0, r.count))
+            .collect();
+        assert_eq!(runs, vec![(3, 3), (9, 1), (11, 2)]);
+        assert!(runs_of(&[]).is_empty());
+    }
 
     #[test]
     fn small_budgets_have_no_reserve_and_large_ones_a_bounded_one() {

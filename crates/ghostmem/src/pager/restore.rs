@@ -26,7 +26,7 @@ use super::scratch::Work;
 use super::table::{Entry, Frame};
 use super::{Failure, Pager, failed, store_failure};
 use crate::codec::fill_same;
-use crate::page::PageId;
+use crate::page::{PageId, PageRun};
 use crate::stats::add;
 use crate::sys::{FaultSignal, Outcome};
 
@@ -216,9 +216,17 @@ impl Pager {
                 Some(&work.page[..])
             }
         };
-        self.backend.fill(page, contents).map_err(failed(
-            "filling the page (UFFDIO_COPY, or pwrite + mprotect)",
-        ))?;
+        self.backend
+            .fill(
+                PageRun {
+                    first: page,
+                    count: 1,
+                },
+                contents,
+            )
+            .map_err(failed(
+                "filling the page (UFFDIO_COPY, or pwrite + mprotect)",
+            ))?;
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((victim, entry)) = evicted {
             st.table.set(victim, entry);

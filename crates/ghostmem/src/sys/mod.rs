@@ -14,7 +14,7 @@ pub(crate) use linux::*;
 #[cfg(not(target_os = "linux"))]
 compile_error!("ghostmem supports Linux only for now");
 
-use crate::page::{PageId, PageRun};
+use crate::page::PageRun;
 
 /// How page faults on ghost memory are delivered and resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,13 +102,13 @@ pub(crate) trait Backend: Send + Sync {
     fn revoke(&self, run: PageRun) -> rustix::io::Result<()>;
     /// Undo [`Backend::revoke`] on pages that still hold their contents (a failed eviction).
     fn unrevoke(&self, run: PageRun) -> rustix::io::Result<()>;
-    /// Read the contents of a revoked or resident page into `buf` (one page).
-    fn read(&self, page: PageId, buf: &mut [u8]) -> rustix::io::Result<()>;
+    /// Read the contents of revoked or resident pages into `buf` (`run.bytes()` long).
+    fn read(&self, run: PageRun, buf: &mut [u8]) -> rustix::io::Result<()>;
     /// Free the memory of revoked pages. Their next touch raises a fault the pager sees.
     fn discard(&self, run: PageRun) -> rustix::io::Result<()>;
-    /// Give `page` (a discarded page or one never touched) `contents` (`None`: zeros) and make
-    /// it accessible.
-    fn fill(&self, page: PageId, contents: Option<&[u8]>) -> rustix::io::Result<()>;
+    /// Give the pages of `run` (discarded, or never touched) `contents` (`run.bytes()` long;
+    /// `None`: zeros) and make them accessible.
+    fn fill(&self, run: PageRun, contents: Option<&[u8]>) -> rustix::io::Result<()>;
     /// Pages the heap freed: free their memory; any later touch raises a fault, which the
     /// pager passes on as not ours.
     fn release(&self, run: PageRun) -> rustix::io::Result<()>;

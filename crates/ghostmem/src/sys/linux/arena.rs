@@ -26,7 +26,7 @@ use std::ptr::NonNull;
 use rustix::fs::{FallocateFlags, MemfdFlags};
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 
-use crate::page::{PageId, PageRun, page_size};
+use crate::page::{PageRun, page_size};
 
 /// An owned reservation of ghost address space, backed by a memfd. `Drop` unmaps it.
 pub(crate) struct Arena {
@@ -122,9 +122,10 @@ impl Arena {
         unsafe { rustix::mm::mprotect(addr, len, flags) }
     }
 
-    /// Read one page's contents through the memfd, whatever the user view's protection.
-    pub fn read_page(&self, page: PageId, buf: &mut [u8]) -> rustix::io::Result<()> {
-        debug_assert_eq!(buf.len(), page_size());
+    /// Read the contents of `run` through the memfd, whatever the user view's protection.
+    pub fn read_run(&self, run: PageRun, buf: &mut [u8]) -> rustix::io::Result<()> {
+        assert_eq!(buf.len(), run.bytes(), "buffer and run differ in size");
+        let page = run.first;
         let mut done = 0;
         while done < buf.len() {
             let n = rustix::io::pread(&self.fd, &mut buf[done..], (page.offset() + done) as u64)?;
@@ -136,9 +137,10 @@ impl Arena {
         Ok(())
     }
 
-    /// Write one page's contents through the memfd (allocating its RAM).
-    pub fn write_page(&self, page: PageId, buf: &[u8]) -> rustix::io::Result<()> {
-        debug_assert_eq!(buf.len(), page_size());
+    /// Write the contents of `run` through the memfd (allocating its RAM).
+    pub fn write_run(&self, run: PageRun, buf: &[u8]) -> rustix::io::Result<()> {
+        assert_eq!(buf.len(), run.bytes(), "buffer and run differ in size");
+        let page = run.first;
         let mut done = 0;
         while done < buf.len() {
             let n = rustix::io::pwrite(&self.fd, &buf[done..], (page.offset() + done) as u64)?;

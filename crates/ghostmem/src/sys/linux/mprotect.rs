@@ -11,7 +11,7 @@
 //! by `vm.max_map_count`.
 
 use super::arena::Arena;
-use crate::page::{PageId, PageRun};
+use crate::page::PageRun;
 use crate::sys::{Backend, BackendKind};
 
 /// The signal backend and the arena it protects.
@@ -45,17 +45,11 @@ impl Backend for Mprotect {
         self.arena.set_access(run, true)
     }
 
-    fn fill(&self, page: PageId, contents: Option<&[u8]>) -> rustix::io::Result<()> {
+    fn fill(&self, run: PageRun, contents: Option<&[u8]>) -> rustix::io::Result<()> {
         if let Some(bytes) = contents {
-            self.arena.write_page(page, bytes)?;
+            self.arena.write_run(run, bytes)?;
         }
-        self.arena.set_access(
-            PageRun {
-                first: page,
-                count: 1,
-            },
-            true,
-        )
+        self.arena.set_access(run, true)
     }
 
     fn discard(&self, run: PageRun) -> rustix::io::Result<()> {
@@ -67,7 +61,7 @@ impl Backend for Mprotect {
         self.arena.discard(run)
     }
 
-    fn read(&self, page: PageId, buf: &mut [u8]) -> rustix::io::Result<()> {
-        self.arena.read_page(page, buf)
+    fn read(&self, run: PageRun, buf: &mut [u8]) -> rustix::io::Result<()> {
+        self.arena.read_run(run, buf)
     }
 }

@@ -23,7 +23,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::arena::Arena;
-use crate::page::{PageId, PageRun, page_size};
+use crate::page::PageRun;
 use crate::sys::{Backend, BackendKind};
 
 // <linux/userfaultfd.h>; the `libc` crate does not define the userfaultfd ioctls.
@@ -212,15 +212,11 @@ impl Backend for Userfaultfd {
         self.write_protect(run, false)
     }
 
-    fn fill(&self, page: PageId, contents: Option<&[u8]>) -> rustix::io::Result<()> {
-        let run = PageRun {
-            first: page,
-            count: 1,
-        };
+    fn fill(&self, run: PageRun, contents: Option<&[u8]>) -> rustix::io::Result<()> {
         let range = self.range(run);
         let rc = match contents {
             Some(bytes) => {
-                debug_assert_eq!(bytes.len(), page_size());
+                assert_eq!(bytes.len(), run.bytes(), "contents and run differ in size");
                 let mut copy = UffdioCopy {
                     dst: range.start,
                     src: bytes.as_ptr() as u64,
@@ -246,8 +242,8 @@ impl Backend for Userfaultfd {
             return Ok(());
         }
         match rustix::io::Errno::from_io_error(&last_error()).unwrap_or(rustix::io::Errno::IO) {
-            // The page is already there: another path filled it first. Its contents are the
-            // ones the pager wrote (only one thread restores a page), so this is success.
+            // The page is already there: another path filled it first. Only one thread
+            // restores a page, so its contents are the ones the pager wrote: success.
             rustix::io::Errno::EXIST => Ok(()),
             e => Err(e),
         }
@@ -263,7 +259,7 @@ impl Backend for Userfaultfd {
         self.arena.discard(run)
     }
 
-    fn read(&self, page: PageId, buf: &mut [u8]) -> rustix::io::Result<()> {
-        self.arena.read_page(page, buf)
+    fn read(&self, run: PageRun, buf: &mut [u8]) -> rustix::io::Result<()> {
+        self.arena.read_run(run, buf)
     }
 }
