@@ -22,7 +22,7 @@ step "CMake: configure and build (cargo builds libghostmem)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_LIBDIR=lib >/dev/null
 cmake --build "$build" -j"$jobs"
 
-step "ctest: seed examples, C++ tests, C API test, header check"
+step "ctest: seed examples, C++ tests, C API test, header check, real clients (SQLite, Lua)"
 ctest --test-dir "$build" -j"$jobs" --output-on-failure --timeout 300
 
 step "cmake --install: the documented layout"
