@@ -12,7 +12,10 @@ Usage:
       Full size, plain and ghost side by side: per client, a plain run sets the budget to a
       sixth of its VmHWM, then N plain and N ghost runs alternate; prints the medians as a
       table, with ghost HWM / plain HWM against the issue's targets. Builds the CMake project
-      in DIR first (default target/cmake-build, the one scripts/test-c-cpp.sh uses).
+      in DIR first (default target/cmake-build, the one scripts/test-c-cpp.sh uses). With
+      --save FILE, every run's JSON line goes to FILE (else to stderr).
+  clients-bench.py table FILE
+      The table again from a file that bench --save wrote.
 """
 
 import argparse
@@ -102,45 +105,66 @@ def bench(args):
         subprocess.run(["cmake", "--build", str(build), "-j", str(os.cpu_count() or 1),
                         "--target", "sqlite_client", "lua_client"], check=True,
                        stdout=subprocess.DEVNULL)
-    results = {}
+    save = open(args.save, "w") if args.save else None
+    runs = []
     for client in args.clients.split(","):
         binary = build / "examples" / "clients" / f"{client}_client"
         first = run(binary, "plain", args.scale)
         budget = round(mib(first["vmhwm_kib"], "kib") / 6, 1)
         print(f"{client}: plain VmHWM {mib(first['vmhwm_kib'], 'kib'):.1f} MiB, "
               f"budget {budget:g} MiB", file=sys.stderr, flush=True)
-        plains, ghosts = [], []
         for rep in range(args.reps):
-            plains.append(run(binary, "plain", args.scale))
-            ghosts.append(run(binary, "ghost", args.scale, budget))
-            for r in (plains[-1], ghosts[-1]):
-                print(json.dumps(r), file=sys.stderr, flush=True)
-            problems = sanity(plains[-1], ghosts[-1])
+            pair = (run(binary, "plain", args.scale), run(binary, "ghost", args.scale, budget))
+            for r in pair:
+                print(json.dumps(r), file=save or sys.stderr, flush=True)
+            problems = sanity(*pair)
             if problems:
                 sys.exit(f"{client}, rep {rep + 1}: " + "; ".join(problems))
-        results[client] = (budget, plains, ghosts)
+            runs += pair
+    render(runs)
 
+
+def render(runs):
+    """The medians of `runs` (JSON objects of both modes, any clients) as a Markdown table."""
     med = statistics.median
-    print(f"\nMedians of {args.reps} alternating runs of each, scale {args.scale:g}; "
-          "results identical in every run.\n")
-    print("| client | mode | budget | time | VmHWM | ghost / plain HWM (target) | live "
-          "| allocated pages | compressed | store reserved |")
+    clients = list(dict.fromkeys(r["client"] for r in runs))
+    reps = min(sum(1 for r in runs if r["client"] == c and r["mode"] == m)
+               for c in clients for m in ("plain", "ghost"))
+    scales = sorted({r["scale"] for r in runs})
+    for client in clients:
+        sums = {r["checksum"] for r in runs if r["client"] == client}
+        if len(sums) != 1:
+            sys.exit(f"{client}: results differ between runs: {', '.join(sorted(sums))}")
+    print(f"\nMedians of {reps} alternating runs of each mode, scale "
+          f"{', '.join(f'{s:g}' for s in scales)}; results identical in every run.\n")
+    print("| client | mode | budget | time | VmHWM | ghost / plain HWM (target) "
+          "| allocated pages | evicted → compressed | store reserved | faults |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for client, (budget, plains, ghosts) in results.items():
+    for client in clients:
+        plains = [r for r in runs if r["client"] == client and r["mode"] == "plain"]
+        ghosts = [r for r in runs if r["client"] == client and r["mode"] == "ghost"]
         p_hwm = med(mib(r["vmhwm_kib"], "kib") for r in plains)
         g_hwm = med(mib(r["vmhwm_kib"], "kib") for r in ghosts)
-        print(f"| {client} | plain | – | {med(r['seconds'] for r in plains):.2f} s | "
+        print(f"| {client} | plain | – | {med(r['seconds'] for r in plains):.1f} s | "
               f"{p_hwm:.1f} MiB | | | | | |")
-        g = lambda k: med(r["ghost"][k] for r in ghosts)  # noqa: E731
-        ratio = g_hwm / p_hwm
+
+        def g(key):
+            return med(r["ghost"][key] for r in ghosts)
+
         target = TARGETS.get(client)
-        verdict = f"{ratio:.2f} (≤ {target})" if target else f"{ratio:.2f}"
+        ratio = f"{g_hwm / p_hwm:.2f}" + (f" (≤ {target})" if target else "")
         page = ghosts[0]["ghost"]["page_size"]
-        print(f"| {client} | ghost | {budget:g} MiB | {med(r['seconds'] for r in ghosts):.2f} s | "
-              f"{g_hwm:.1f} MiB | {verdict} | {mib(g('live_bytes'), 'b'):.1f} MiB | "
+        print(f"| {client} | ghost | {med(r['budget_mib'] for r in ghosts):g} MiB | "
+              f"{med(r['seconds'] for r in ghosts):.1f} s | {g_hwm:.1f} MiB | {ratio} | "
               f"{mib(g('allocated_pages') * page, 'b'):.1f} MiB | "
-              f"{mib(g('compressed_bytes'), 'b'):.1f} MiB | "
-              f"{mib(g('store_reserved_bytes'), 'b'):.1f} MiB |")
+              f"{mib(g('original_bytes'), 'b'):.1f} → {mib(g('compressed_bytes'), 'b'):.1f} MiB "
+              f"({g('original_bytes') / g('compressed_bytes'):.1f}×) | "
+              f"{mib(g('store_reserved_bytes'), 'b'):.1f} MiB | {g('faults') / 1e6:.2f} M |")
+
+
+def table(args):
+    with open(args.runs) as f:
+        render([json.loads(line) for line in f if line.startswith("{")])
 
 
 def main():
@@ -157,8 +181,11 @@ def main():
     b.add_argument("--reps", type=int, default=3)
     b.add_argument("--scale", type=float, default=1.0)
     b.add_argument("--clients", default="sqlite,lua")
+    b.add_argument("--save", help="write every run's JSON line to this file (else: stderr)")
+    t = sub.add_parser("table", help="the table again, from the lines bench --save wrote")
+    t.add_argument("runs")
     args = ap.parse_args()
-    check(args) if args.command == "check" else bench(args)
+    {"check": check, "bench": bench, "table": table}[args.command](args)
 
 
 if __name__ == "__main__":
