@@ -9,7 +9,7 @@
  *
  * Workload (scale 1): about 260,000 records, each a table with a name, a note, a score and a
  * table of three tags (strings built from a small vocabulary, so the pages compress 2-4x),
- * about 130 MB live with Lua's default collector; then three rounds that each rewrite an
+ * about 160 MiB live with Lua's default collector; then three rounds that each rewrite an
  * eighth of the records at random (garbage for the collector) and sort a random sample of
  * 20,000 (score, id) keys; last, scores are summed per tag over all records. The script
  * returns a checksum of every result; it iterates only in orders that do not depend on
