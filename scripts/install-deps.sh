@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
-# Install what the C and C++ build and tests need: cmake, g++ (with gcc), make, pkg-config
-# and python3.
+# Install what the C and C++ build and tests need: cmake, g++ (with gcc), make, pkg-config and
+# python3, and the libraries of the real-client examples (examples/clients): SQLite
+# (libsqlite3-dev) and Lua 5.4 (liblua5.4-dev), found through pkg-config.
 # Debian/Ubuntu (apt-get). Installs only what is missing; needs root for that, otherwise it
 # prints what to install and exits 1.
 set -euo pipefail
 
+tools=(cmake g++ gcc make pkg-config python3)
 declare -A package_for=([cmake]=cmake [g++]=g++ [gcc]=gcc [make]=make [pkg-config]=pkg-config [python3]=python3)
-missing=()
-for tool in cmake g++ gcc make pkg-config python3; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("${package_for[$tool]}")
-done
+# pkg-config module -> Debian package.
+modules=(sqlite3 lua5.4)
+declare -A package_for_module=([sqlite3]=libsqlite3-dev [lua5.4]=liblua5.4-dev)
+
+find_missing() {
+  missing=()
+  for tool in "${tools[@]}"; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("${package_for[$tool]}")
+  done
+  for module in "${modules[@]}"; do
+    if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists "$module"; then
+      missing+=("${package_for_module[$module]}")
+    fi
+  done
+}
+
+find_missing
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: cmake, g++, gcc, make, pkg-config and python3 are present"
+  echo "install-deps: ${tools[*]} and the pkg-config modules ${modules[*]} are present"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -26,7 +41,9 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-for tool in cmake g++ gcc make pkg-config python3; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "install-deps: $tool still missing" >&2; exit 1; }
-done
+find_missing
+if [ ${#missing[@]} -ne 0 ]; then
+  echo "install-deps: still missing ${missing[*]}" >&2
+  exit 1
+fi
 echo "install-deps: done"

@@ -22,7 +22,7 @@ step "CMake: configure and build (cargo builds libghostmem)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_LIBDIR=lib >/dev/null
 cmake --build "$build" -j"$jobs"
 
-step "ctest: seed examples, C++ tests, C API test, header check"
+step "ctest: seed examples, C++ tests, C API test, header check, real clients (SQLite, Lua)"
 ctest --test-dir "$build" -j"$jobs" --output-on-failure --timeout 300
 
 step "cmake --install: the documented layout"
@@ -34,7 +34,9 @@ for f in lib/libghostmem.so lib/libghostmem.a include/ghostmem/ghostmem.h \
   lib/cmake/ghostmem/ghostmemConfig.cmake lib/cmake/ghostmem/ghostmemConfigVersion.cmake; do
   test -e "$prefix/$f" || { echo "missing from the install tree: $f"; exit 1; }
 done
-readelf -d "$prefix/lib/libghostmem.so" | grep -q 'SONAME.*\[libghostmem.so\]' ||
+# grep reads a captured output, not a pipe: `cmd | grep -q` can fail under pipefail when grep
+# exits at its first match and cmd then dies of SIGPIPE.
+grep -q 'SONAME.*\[libghostmem.so\]' <<<"$(readelf -d "$prefix/lib/libghostmem.so")" ||
   { echo "libghostmem.so has no SONAME libghostmem.so"; exit 1; }
 python3 scripts/check-c-header.py --lib "$prefix/lib/libghostmem.so"
 "$prefix/bin/ghostmem_demo" --mib 4 --budget 16
@@ -58,7 +60,7 @@ readme_against() {
   cmake --build "$dir/find_package/build" -j"$jobs" >/dev/null
   "$dir/find_package/build/myapp"
   "$dir/find_package/build/myapp_shared"
-  ldd "$dir/find_package/build/myapp_shared" | grep -q "libghostmem.so => $gm/lib/libghostmem.so" ||
+  grep -q "libghostmem.so => $gm/lib/libghostmem.so" <<<"$(ldd "$dir/find_package/build/myapp_shared")" ||
     { echo "myapp_shared does not load $gm/lib/libghostmem.so"; exit 1; }
 }
 readme_against "$prefix" "$work/install"
