@@ -3,9 +3,9 @@
 //! reports stack overflows, and a user's own handler still runs.
 //!
 //! Each scenario runs in a child process: this test binary re-run with
-//! `child_process_entry --exact --ignored` and the scenario's name in [`SCENARIO_VAR`]. The child prints
-//! [`READY`] right before the fatal access, so the parent can tell "died at the intended access"
-//! from "died earlier" (for instance inside the engine).
+//! `child_process_entry --exact --ignored` and the scenario's name in [`SCENARIO_VAR`]. The
+//! child prints [`READY`] right before the fatal access, so the parent can tell "died at the
+//! intended access" from "died earlier" (for instance inside the engine).
 
 mod common;
 
@@ -272,10 +272,13 @@ fn child_process_entry() {
             let ghost = common::instance(2);
             let size = 3 * page;
             let p = common::alloc(&ghost, size);
-            fill_pages_in_order(p, 3, 5);
-            assert_only_evicted(&ghost, p, 3, 0);
-            // SAFETY: as above.
-            unsafe { common::free(&ghost, p, size) };
+            // SAFETY: for all three calls, `p` is a live allocation of 3 pages from `ghost`; it
+            // is not used after the free except for the deliberate access below.
+            unsafe {
+                fill_pages_in_order(p, 3, 5);
+                assert_only_evicted(&ghost, p, 3, 0);
+                common::free(&ghost, p, size);
+            }
             let target = if scenario == "freed_large_resident" {
                 p.wrapping_add(2 * page) // written last: resident when freed
             } else {
@@ -341,8 +344,11 @@ fn child_process_entry() {
         "fork_touch_resident" | "fork_touch_evicted" => {
             let ghost = common::instance(2);
             let p = common::alloc(&ghost, 3 * page);
-            fill_pages_in_order(p, 3, 21);
-            assert_only_evicted(&ghost, p, 3, 0);
+            // SAFETY: for both calls, `p` is a live allocation of 3 pages from `ghost`.
+            unsafe {
+                fill_pages_in_order(p, 3, 21);
+                assert_only_evicted(&ghost, p, 3, 0);
+            }
             let target = if scenario == "fork_touch_resident" {
                 p.wrapping_add(2 * page)
             } else {
@@ -411,34 +417,6 @@ fn ready() {
 
 /// Fault pages in and out of `ghost` (6 pages under its small budget) and check the data, so
 /// the engine's handler has certainly run before the scenario's fatal access.
-/// Fill the `pages` pages at `p` one after the other (page `i` with seed `seed + i`), so that
-/// under a budget of 2 the first is the one evicted when the third is written. (One `fill` of
-/// the whole run leaves it to `memcpy`, which may write the last page first.)
-fn fill_pages_in_order(p: *mut u8, pages: usize, seed: u64) {
-    for i in 0..pages {
-        // SAFETY: the caller passes a live allocation of `pages` pages.
-        unsafe { common::fill(p.add(i * page_size()), page_size(), seed + i as u64) };
-    }
-}
-
-/// Check from the statistics that of the `pages` pages at `p` (all written, and the only pages
-/// of `ghost` that are resident or evicted) exactly page `evicted` is evicted: one page is, and
-/// reading each of the others takes no fault.
-fn assert_only_evicted(ghost: &GhostMem, p: *mut u8, pages: usize, evicted: usize) {
-    let before = ghost.stats();
-    assert_eq!(before.evicted_pages, 1, "{before:?}");
-    for i in (0..pages).filter(|&i| i != evicted) {
-        // SAFETY: page `i` of a live allocation of `pages` pages.
-        std::hint::black_box(unsafe { p.add(i * page_size()).read_volatile() });
-    }
-    let after = ghost.stats();
-    assert_eq!(
-        after.faults, before.faults,
-        "a page other than {evicted} was not resident: {after:?}"
-    );
-    assert_eq!(after.evicted_pages, 1, "{after:?}");
-}
-
 fn use_ghost_memory(ghost: &GhostMem) {
     let size = 6 * page_size();
     let p = common::alloc(ghost, size);
@@ -453,6 +431,40 @@ fn use_ghost_memory(ghost: &GhostMem) {
     );
     // SAFETY: as above, not used afterwards.
     unsafe { common::free(ghost, p, size) };
+}
+
+/// Fill the `pages` pages at `p` one after the other (page `i` with seed `seed + i`), so that
+/// under a budget of 2 the first is the one evicted when the third is written. (One `fill` of
+/// the whole run leaves the order to `memcpy`, which may write the last page first.)
+///
+/// # Safety
+/// - `p` must be a live allocation of at least `pages` pages.
+unsafe fn fill_pages_in_order(p: *mut u8, pages: usize, seed: u64) {
+    for i in 0..pages {
+        // SAFETY: page `i` of the live allocation the caller passes.
+        unsafe { common::fill(p.add(i * page_size()), page_size(), seed + i as u64) };
+    }
+}
+
+/// Check from the statistics that of the `pages` pages at `p` (all written, and the only pages
+/// of `ghost` that are resident or evicted) exactly page `evicted` is evicted: one page is, and
+/// reading each of the others takes no fault.
+///
+/// # Safety
+/// - `p` must be a live allocation of at least `pages` pages from `ghost`.
+unsafe fn assert_only_evicted(ghost: &GhostMem, p: *mut u8, pages: usize, evicted: usize) {
+    let before = ghost.stats();
+    assert_eq!(before.evicted_pages, 1, "{before:?}");
+    for i in (0..pages).filter(|&i| i != evicted) {
+        // SAFETY: page `i` of the live allocation the caller passes.
+        std::hint::black_box(unsafe { p.add(i * page_size()).read_volatile() });
+    }
+    let after = ghost.stats();
+    assert_eq!(
+        after.faults, before.faults,
+        "a page other than {evicted} was not resident: {after:?}"
+    );
+    assert_eq!(after.evicted_pages, 1, "{after:?}");
 }
 
 /// A fresh page that any access faults on.
