@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Fail when the hand-written C header no longer matches the C ABI crate.
+"""Fail when the hand-written C and C++ headers no longer match the Rust sources.
 
 Checks, between include/ghostmem/ghostmem.h and crates/ghostmem-capi/src/*.rs:
   - the functions: names, return types, parameter types and names;
-  - the fields of ghostmem_config_t and ghostmem_stats_t, in order, with their types;
+  - the fields of ghostmem_config_t, in order, with their types;
   - the status codes (names and values);
+the statistics against their one list (`__stats_fields!` in crates/ghostmem/src/stats.rs, from
+which Stats, the engine's counters and the C ABI's ghostmem_stats_t are generated):
+  - ghostmem_stats_t in ghostmem.h: the same fields in the same order, all uint64_t;
+  - include/ghostmem/GhostMemoryManager.h: GetMemoryStats() reads every field exactly once
+    (`out.member = s.field;`) and sets every GhostMemoryStats member exactly once;
 and, with --lib, that the ghostmem_* symbols the shared library exports are exactly the
 functions the header declares.
 
@@ -19,7 +24,9 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 HEADER = ROOT / "include/ghostmem/ghostmem.h"
+CXX_HEADER = ROOT / "include/ghostmem/GhostMemoryManager.h"
 SRC = ROOT / "crates/ghostmem-capi/src"
+STATS_RS = ROOT / "crates/ghostmem/src/stats.rs"
 
 RUST_TO_C = {
     "usize": "size_t",
@@ -104,6 +111,42 @@ def rust_struct(text, name):
     ]
 
 
+def stats_fields():
+    """The statistics fields, in order, from the `__stats_fields!` list."""
+    text = STATS_RS.read_text()
+    m = re.search(r"macro_rules!\s+__stats_fields\s*\{(.*?)\n\}", text, re.S)
+    if not m:
+        raise SystemExit(f"__stats_fields! not found in {STATS_RS.relative_to(ROOT)}")
+    fields = re.findall(r"^\s*(\w+):\s*(?:counter|derived),\s*$", m.group(1), re.M)
+    if not fields:
+        raise SystemExit("__stats_fields! lists no fields")
+    return fields
+
+
+def cxx_stats_problems(text, fields):
+    """GhostMemoryStats and GetMemoryStats() against the statistics list."""
+    problems = []
+    m = re.search(r"struct\s+GhostMemoryStats\s*\{(.*?)\};", text, re.S)
+    b = re.search(r"GhostMemoryStats\s+GetMemoryStats\(\)\s*const\s*\{(.*?)\n    \}", text, re.S)
+    if not m or not b:
+        return ["GhostMemoryStats or GetMemoryStats() not found"]
+    members = re.findall(r"std::uint64_t\s+(\w+)\s*=\s*0\s*;", m.group(1))
+    pairs = re.findall(r"\bout\.(\w+)\s*=\s*s\.(\w+)\s*;", b.group(1))
+    set_members = [o for o, _ in pairs]
+    read_fields = [f for _, f in pairs]
+    for f in fields:
+        if read_fields.count(f) != 1:
+            problems.append(f"GetMemoryStats() reads s.{f} {read_fields.count(f)} times (expected once)")
+    for f in sorted(set(read_fields) - set(fields)):
+        problems.append(f"GetMemoryStats() reads s.{f}, which is not a statistics field")
+    for o in members:
+        if set_members.count(o) != 1:
+            problems.append(f"GetMemoryStats() sets out.{o} {set_members.count(o)} times (expected once)")
+    for o in sorted(set(set_members) - set(members)):
+        problems.append(f"GetMemoryStats() sets out.{o}, which GhostMemoryStats does not declare")
+    return problems
+
+
 def compare(what, header, rust, problems):
     if header != rust:
         problems.append(f"{what} differ:\n  header: {header}\n  rust:   {rust}")
@@ -139,8 +182,13 @@ def main():
         else:
             compare(f"{name}: signatures (return, [(type, name)])", hf[name], rf[name], problems)
 
-    for tag in ("ghostmem_config", "ghostmem_stats"):
-        compare(f"{tag}_t fields", header_struct(header, tag), rust_struct(rust, tag + "_t"), problems)
+    compare("ghostmem_config_t fields", header_struct(header, "ghostmem_config"),
+            rust_struct(rust, "ghostmem_config_t"), problems)
+    fields = stats_fields()
+    compare("ghostmem_stats_t fields (header) vs __stats_fields! (rust)",
+            header_struct(header, "ghostmem_stats"), [(f, "uint64_t") for f in fields], problems)
+    cxx = cxx_stats_problems(strip_c_comments(CXX_HEADER.read_text()), fields)
+    problems += [f"{CXX_HEADER.relative_to(ROOT)}: {p}" for p in cxx]
 
     hc = dict(re.findall(r"\b(GHOSTMEM_(?:OK|ERR_\w+))\s*=\s*(\d+)", header))
     rc = dict(re.findall(r"pub\s+const\s+(GHOSTMEM_(?:OK|ERR_\w+))\s*:\s*ghostmem_status_t\s*=\s*(\d+)", rust))
@@ -151,11 +199,11 @@ def main():
         compare(f"functions (header) vs symbols exported by {args.lib} (rust)", sorted(hf), sorted(syms), problems)
 
     if problems:
-        print(f"{HEADER.relative_to(ROOT)} is stale:", file=sys.stderr)
+        print("the C or C++ header is stale:", file=sys.stderr)
         for p in problems:
             print("  - " + p, file=sys.stderr)
         return 1
-    checked = f"{len(hf)} functions, 2 structs, {len(hc)} status codes"
+    checked = f"{len(hf)} functions, 2 structs, {len(hc)} status codes, {len(fields)} statistics in C and C++"
     if args.lib:
         checked += f", {len(syms)} exported symbols"
     print(f"ok: {HEADER.relative_to(ROOT)} matches the C ABI crate ({checked})")

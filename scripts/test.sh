@@ -18,6 +18,11 @@ cargo test --workspace
 step "the same tests on the mprotect backend (GHOSTMEM_BACKEND=mprotect)"
 GHOSTMEM_BACKEND=mprotect cargo test --workspace
 
+# Ignored in a plain `cargo test` because it needs privileges a developer's machine may not
+# grant; here it runs, and fails if they are missing (unshare comes with util-linux).
+step "write failures on a 64 KiB tmpfs (unshare --mount)"
+cargo test -p ghostmem --test disk_mode -- --ignored --exact write_failures_keep_every_value_and_are_counted
+
 step "build release binaries and examples"
 cargo build --release --workspace --examples --bins --quiet
 for ex in global_allocator allocator_api; do

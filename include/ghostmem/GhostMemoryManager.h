@@ -103,6 +103,7 @@ struct GhostMemoryStats {
     std::uint64_t disk_file_bytes = 0;      ///< Size of the swap file (disk backing).
     std::uint64_t disk_write_errors = 0;    ///< Swap-file writes that failed (page kept in RAM).
     std::uint64_t disk_auth_failures = 0;   ///< Stored pages that failed authentication.
+    std::uint64_t store_slots_reused = 0;   ///< Stores that reused a freed block's space.
 };
 
 /**
@@ -199,6 +200,7 @@ public:
         out.disk_file_bytes = s.store_file_bytes;
         out.disk_write_errors = s.store_write_errors;
         out.disk_auth_failures = s.store_auth_failures;
+        out.store_slots_reused = s.store_slots_reused;
         return out;
     }
 

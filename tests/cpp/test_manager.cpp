@@ -249,6 +249,8 @@ GM_TEST(initialize_again_keeps_memory)
     }
     // Logging on and off again, and back to the default budget (max_memory_pages = 0).
     const std::string log = capture_stderr([&] { GM_CHECK(initialize(16, true)); });
+    GM_CHECK(log.find("ghostmem instance reconfigured") != std::string::npos);
+    GM_CHECK(log.find("budget_pages=16") != std::string::npos);
     GM_CHECK(initialize(0));
     GM_CHECK_EQ(stats().max_memory_pages, ghostmem_default_max_memory_pages());
     verify();

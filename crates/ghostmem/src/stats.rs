@@ -2,59 +2,121 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// A snapshot of one instance's statistics. Gauges (`resident_pages`, `evicted_pages`, the
-/// per-encoding counts, `compressed_bytes`, `live_*`) describe the moment of the snapshot;
-/// counters (`faults`, `evictions`, `restores`, ...) count since the instance was created.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// The page size in bytes.
-    pub page_size: u64,
-    /// The resident page budget.
-    pub budget_pages: u64,
-    /// Pages currently resident (uncompressed, accessible).
-    pub resident_pages: u64,
-    /// Pages currently evicted (held by the store, or as a tag).
-    pub evicted_pages: u64,
-    /// Bytes the store holds for evicted pages (after encoding).
-    pub compressed_bytes: u64,
-    /// Bytes of evicted pages before encoding (`evicted_pages * page_size`).
-    pub original_bytes: u64,
-    /// Bytes of memory the store has reserved from the OS (its footprint, including free space).
-    pub store_reserved_bytes: u64,
-    /// Evicted pages that were all zero (stored as a tag, no data).
-    pub zero_pages: u64,
-    /// Evicted pages filled with one repeated 8-byte word (stored as a tag, no data).
-    pub same_filled_pages: u64,
-    /// Evicted pages stored LZ4-compressed.
-    pub compressed_pages: u64,
-    /// Evicted pages stored raw because they did not compress to 3/4 of a page.
-    pub incompressible_pages: u64,
-    /// Page faults handled on ghost memory (first touches and restores).
-    pub faults: u64,
-    /// Faults that gave a never-touched page its first, zero-filled contents.
-    pub first_touches: u64,
-    /// Pages evicted.
-    pub evictions: u64,
-    /// Evicted pages brought back.
-    pub restores: u64,
-    /// Pages of address space handed out to live allocations.
-    pub allocated_pages: u64,
-    /// Live allocations.
-    pub live_allocations: u64,
-    /// Bytes requested by live allocations.
-    pub live_bytes: u64,
-    /// Deallocations refused (double free, foreign pointer, wrong size).
-    pub invalid_frees: u64,
-    /// Size of the swap file in bytes (disk-backed mode; 0 otherwise).
-    pub store_file_bytes: u64,
-    /// Stores that reused the space of a freed block instead of growing the store.
-    pub store_slots_reused: u64,
-    /// Writes to the swap file that failed; those pages were kept in memory instead.
-    pub store_write_errors: u64,
-    /// Stored pages that failed authentication when read back.
-    pub store_auth_failures: u64,
+/// The statistics fields, in order: the one list that [`Stats`], `Counters`, the snapshot and
+/// the C ABI's `ghostmem_stats_t` (crate `ghostmem-capi`) are generated from, and that
+/// `scripts/check-c-header.py` holds the C and C++ headers to. The order is the C struct's
+/// layout: append new fields at the end.
+///
+/// Each field is a `counter` (an `AtomicU64` in `Counters`, kept up to date by the engine) or
+/// `derived` (computed by the snapshot). The macro passes the list, doc comments included, to
+/// `$callback!`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stats_fields {
+    ($callback:ident) => {
+        $callback! {
+            /// The page size in bytes.
+            page_size: derived,
+            /// The resident page budget.
+            budget_pages: derived,
+            /// Pages currently resident (uncompressed, accessible).
+            resident_pages: counter,
+            /// Pages currently evicted (held by the store, or as a tag).
+            evicted_pages: counter,
+            /// Bytes the store holds for evicted pages (after encoding).
+            compressed_bytes: counter,
+            /// Bytes of evicted pages before encoding (`evicted_pages * page_size`).
+            original_bytes: derived,
+            /// Bytes of memory the store has reserved from the OS (its footprint, including
+            /// free space).
+            store_reserved_bytes: counter,
+            /// Evicted pages that were all zero (stored as a tag, no data).
+            zero_pages: counter,
+            /// Evicted pages filled with one repeated 8-byte word (stored as a tag, no data).
+            same_filled_pages: counter,
+            /// Evicted pages stored LZ4-compressed.
+            compressed_pages: counter,
+            /// Evicted pages stored raw because they did not compress to 3/4 of a page.
+            incompressible_pages: counter,
+            /// Page faults handled on ghost memory (first touches and restores).
+            faults: counter,
+            /// Faults that gave a never-touched page its first, zero-filled contents.
+            first_touches: counter,
+            /// Pages evicted.
+            evictions: counter,
+            /// Evicted pages brought back.
+            restores: counter,
+            /// Pages of address space handed out to live allocations.
+            allocated_pages: counter,
+            /// Live allocations.
+            live_allocations: counter,
+            /// Bytes requested by live allocations.
+            live_bytes: counter,
+            /// Deallocations refused (double free, foreign pointer, wrong size).
+            invalid_frees: counter,
+            /// Size of the swap file in bytes (disk-backed mode; 0 otherwise).
+            store_file_bytes: counter,
+            /// Stores that reused the space of a freed block instead of growing the store.
+            store_slots_reused: counter,
+            /// Writes to the swap file that failed; those pages were kept in memory instead.
+            store_write_errors: counter,
+            /// Stored pages that failed authentication when read back.
+            store_auth_failures: counter,
+        }
+    };
 }
+
+/// Generates [`Stats`] (every field), `Counters` (the `counter` fields), `Derived` (the
+/// `derived` fields) and `Counters::load`, from the list in [`__stats_fields`].
+macro_rules! generate_stats {
+    // Sort the fields into counters and derived ones, then emit.
+    (@sort [$($c:ident)*] [$($d:ident)*]) => {
+        /// Live counters behind [`Stats`]. Written under the owning lock, read lock-free.
+        #[derive(Default)]
+        pub(crate) struct Counters {
+            $(pub $c: AtomicU64,)*
+        }
+
+        /// The fields of [`Stats`] no counter holds: the snapshot computes them.
+        struct Derived {
+            $($d: u64,)*
+        }
+
+        impl Counters {
+            /// Every counter, and the derived fields `derive` computes from them.
+            fn load(&self, derive: impl FnOnce(&Stats) -> Derived) -> Stats {
+                let mut s = Stats {
+                    $($c: self.$c.load(Relaxed),)*
+                    ..Stats::default()
+                };
+                let d = derive(&s);
+                $(s.$d = d.$d;)*
+                s
+            }
+        }
+    };
+    (@sort [$($c:ident)*] [$($d:ident)*] $name:ident: counter, $($rest:tt)*) => {
+        generate_stats!(@sort [$($c)* $name] [$($d)*] $($rest)*);
+    };
+    (@sort [$($c:ident)*] [$($d:ident)*] $name:ident: derived, $($rest:tt)*) => {
+        generate_stats!(@sort [$($c)*] [$($d)* $name] $($rest)*);
+    };
+    ($($(#[doc = $doc:expr])* $name:ident: $kind:ident,)*) => {
+        /// A snapshot of one instance's statistics. Gauges (`resident_pages`, `evicted_pages`,
+        /// the per-encoding counts, `compressed_bytes`, `live_*`) describe the moment of the
+        /// snapshot; counters (`faults`, `evictions`, `restores`, ...) count since the instance
+        /// was created.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct Stats {
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        generate_stats!(@sort [] [] $($name: $kind,)*);
+    };
+}
+
+__stats_fields!(generate_stats);
 
 impl Stats {
     /// `original_bytes / compressed_bytes` for evicted pages, or `None` when nothing is stored.
@@ -62,31 +124,6 @@ impl Stats {
         (self.compressed_bytes > 0)
             .then(|| self.original_bytes as f64 / self.compressed_bytes as f64)
     }
-}
-
-/// Live counters behind [`Stats`]. Written under the owning lock, read lock-free.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub resident_pages: AtomicU64,
-    pub evicted_pages: AtomicU64,
-    pub compressed_bytes: AtomicU64,
-    pub store_reserved_bytes: AtomicU64,
-    pub zero_pages: AtomicU64,
-    pub same_filled_pages: AtomicU64,
-    pub compressed_pages: AtomicU64,
-    pub incompressible_pages: AtomicU64,
-    pub faults: AtomicU64,
-    pub first_touches: AtomicU64,
-    pub evictions: AtomicU64,
-    pub restores: AtomicU64,
-    pub allocated_pages: AtomicU64,
-    pub live_allocations: AtomicU64,
-    pub live_bytes: AtomicU64,
-    pub invalid_frees: AtomicU64,
-    pub store_file_bytes: AtomicU64,
-    pub store_slots_reused: AtomicU64,
-    pub store_write_errors: AtomicU64,
-    pub store_auth_failures: AtomicU64,
 }
 
 pub(crate) fn add(c: &AtomicU64, n: u64) {
@@ -99,31 +136,10 @@ pub(crate) fn sub(c: &AtomicU64, n: u64) {
 
 impl Counters {
     pub fn snapshot(&self, page_size: usize, budget: usize) -> Stats {
-        let evicted = self.evicted_pages.load(Relaxed);
-        Stats {
+        self.load(|s| Derived {
             page_size: page_size as u64,
             budget_pages: budget as u64,
-            resident_pages: self.resident_pages.load(Relaxed),
-            evicted_pages: evicted,
-            compressed_bytes: self.compressed_bytes.load(Relaxed),
-            original_bytes: evicted * page_size as u64,
-            store_reserved_bytes: self.store_reserved_bytes.load(Relaxed),
-            zero_pages: self.zero_pages.load(Relaxed),
-            same_filled_pages: self.same_filled_pages.load(Relaxed),
-            compressed_pages: self.compressed_pages.load(Relaxed),
-            incompressible_pages: self.incompressible_pages.load(Relaxed),
-            faults: self.faults.load(Relaxed),
-            first_touches: self.first_touches.load(Relaxed),
-            evictions: self.evictions.load(Relaxed),
-            restores: self.restores.load(Relaxed),
-            allocated_pages: self.allocated_pages.load(Relaxed),
-            live_allocations: self.live_allocations.load(Relaxed),
-            live_bytes: self.live_bytes.load(Relaxed),
-            invalid_frees: self.invalid_frees.load(Relaxed),
-            store_file_bytes: self.store_file_bytes.load(Relaxed),
-            store_slots_reused: self.store_slots_reused.load(Relaxed),
-            store_write_errors: self.store_write_errors.load(Relaxed),
-            store_auth_failures: self.store_auth_failures.load(Relaxed),
-        }
+            original_bytes: s.evicted_pages * page_size as u64,
+        })
     }
 }

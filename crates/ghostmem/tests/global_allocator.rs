@@ -158,6 +158,7 @@ fn stack_overflow_is_still_reported_with_the_global_allocator() {
         .args([
             "stack_overflow_is_still_reported_with_the_global_allocator",
             "--exact",
+            "--include-ignored",
             "--nocapture",
         ])
         .env("GHOSTMEM_TEST_GLOBAL_OVERFLOW", "1")

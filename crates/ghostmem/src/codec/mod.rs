@@ -87,4 +87,10 @@ mod tests {
         page[0] = 1;
         assert_eq!(classify(&page), PageClass::Data);
     }
+
+    #[test]
+    fn compressed_limit_is_three_quarters_of_a_page() {
+        assert_eq!(compressed_limit(4096), 3072);
+        assert_eq!(compressed_limit(16384), 12288);
+    }
 }

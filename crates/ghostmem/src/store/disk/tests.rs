@@ -242,48 +242,6 @@ fn unsupported_page_sizes_are_refused() {
     }
 }
 
-/// The figure quoted in the module docs: evicting 100,000 pages adds nothing to the store's
-/// memory; freeing them costs 8 bytes per free slot, given back as the slots are reused.
-#[test]
-fn ram_per_evicted_page_is_zero_bytes() {
-    for encrypt in [false, true] {
-        let dir = TempDir::new();
-        let mut s = DiskStore::open(&dir.file("swap"), PAGE, DiskOptions { encrypt }).unwrap();
-        let before = s.index_bytes();
-        // Fewer with encryption: unoptimised ciphers in debug test builds are slow.
-        let n = if encrypt { 5_000 } else { 100_000u32 };
-        let mut blocks = Vec::with_capacity(n as usize);
-        for p in 0..n {
-            let len = 1 + (p as usize * 7919) % PAGE;
-            blocks.push((s.put(PageId(p), &vec![p as u8; len]).unwrap(), len));
-        }
-        let live = s.index_bytes();
-        eprintln!(
-            "encrypt={encrypt}: index {before} bytes empty, {live} bytes with {n} live blocks \
-             ({:.3} bytes per evicted page)",
-            (live - before) as f64 / f64::from(n)
-        );
-        assert_eq!(live, before, "live blocks cost the store no memory");
-        for (p, (b, len)) in blocks.iter().enumerate() {
-            s.remove(PageId(p as u32), *b, *len);
-        }
-        let freed = s.index_bytes();
-        assert!(
-            freed - before <= 2 * 8 * u64::from(n),
-            "8 bytes per free slot: {freed}"
-        );
-        for (p, (_, len)) in blocks.iter().enumerate() {
-            s.put(PageId(p as u32), &vec![1u8; *len]).unwrap();
-        }
-        assert_eq!(s.free_slots(), 0);
-        assert_eq!(
-            s.index_bytes(),
-            before,
-            "drained free stacks give their memory back"
-        );
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
