@@ -68,6 +68,7 @@ def split_c_param(p):
 
 def header_functions(text):
     funcs = {}
+    text = re.sub(r"(?m)^\s*#.*$", " ", text)  # preprocessor lines are not declarations
     for m in re.finditer(r"([A-Za-z_][\w\s\*]*?)\b(ghostmem_\w+)\s*\(([^)]*)\)\s*;", text):
         ret, name, params = norm_c_type(m.group(1)), m.group(2), m.group(3).strip()
         args = [] if params in ("", "void") else [split_c_param(p) for p in params.split(",")]

@@ -104,6 +104,7 @@ struct GhostMemoryStats {
     std::uint64_t disk_write_errors = 0;    ///< Swap-file writes that failed (page kept in RAM).
     std::uint64_t disk_auth_failures = 0;   ///< Stored pages that failed authentication.
     std::uint64_t store_slots_reused = 0;   ///< Stores that reused a freed block's space.
+    std::uint64_t fault_backend = 0; ///< GHOSTMEM_BACKEND_USERFAULTFD (1) or _MPROTECT (2).
 };
 
 /**
@@ -201,6 +202,7 @@ public:
         out.disk_write_errors = s.store_write_errors;
         out.disk_auth_failures = s.store_auth_failures;
         out.store_slots_reused = s.store_slots_reused;
+        out.fault_backend = s.fault_backend;
         return out;
     }
 

@@ -166,7 +166,14 @@ typedef struct ghostmem_stats {
     uint64_t store_slots_reused;   /**< Stores that reused a freed block's space. */
     uint64_t store_write_errors;   /**< Swap-file writes that failed (page kept in memory). */
     uint64_t store_auth_failures;  /**< Stored pages that failed authentication on read. */
+    uint64_t fault_backend;        /**< The fault backend in use: ::GHOSTMEM_BACKEND_USERFAULTFD
+                                        or ::GHOSTMEM_BACKEND_MPROTECT. */
 } ghostmem_stats_t;
+
+/** ghostmem_stats_t::fault_backend: userfaultfd in SIGBUS mode (the default where allowed). */
+#define GHOSTMEM_BACKEND_USERFAULTFD 1
+/** ghostmem_stats_t::fault_backend: mprotect and SIGSEGV (the fallback). */
+#define GHOSTMEM_BACKEND_MPROTECT 2
 
 /**
  * Fill `*config` with the documented defaults.

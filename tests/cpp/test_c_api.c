@@ -288,6 +288,27 @@ static void test_malloc_shaped(void)
     ghostmem_delete(gm);
 }
 
+/* The statistics say which fault backend runs, and GHOSTMEM_BACKEND chooses it. */
+static void test_fault_backend(void)
+{
+    ghostmem_config_t c;
+    ghostmem_config_init(&c);
+    c.max_memory_pages = 4;
+    ghostmem_t *gm = ghostmem_new(&c);
+    CHECK(gm != NULL);
+    if (gm == NULL)
+        return;
+    ghostmem_stats_t s = stats_of(gm);
+    CHECK(s.fault_backend == GHOSTMEM_BACKEND_USERFAULTFD ||
+          s.fault_backend == GHOSTMEM_BACKEND_MPROTECT);
+    const char *forced = getenv("GHOSTMEM_BACKEND");
+    if (forced != NULL && strcmp(forced, "mprotect") == 0)
+        CHECK(s.fault_backend == GHOSTMEM_BACKEND_MPROTECT);
+    if (forced != NULL && strcmp(forced, "userfaultfd") == 0)
+        CHECK(s.fault_backend == GHOSTMEM_BACKEND_USERFAULTFD);
+    ghostmem_delete(gm);
+}
+
 static void test_short_stats_struct(void)
 {
     ghostmem_t *gm = ghostmem_new(NULL);
@@ -307,6 +328,7 @@ int main(void)
     test_alignment();
     test_global();
     test_short_stats_struct();
+    test_fault_backend();
     test_malloc_shaped();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures == 0 ? 0 : 1;

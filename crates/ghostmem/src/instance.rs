@@ -235,7 +235,8 @@ impl GhostMem {
     pub fn stats(&self) -> Stats {
         self.inner.log_store_errors();
         let p = &self.inner.pager;
-        p.counters.snapshot(page_size(), p.budget())
+        p.counters
+            .snapshot(page_size(), p.budget(), p.backend_kind())
     }
 
     /// Move the evicted pages into the store `config` asks for. On failure the instance keeps

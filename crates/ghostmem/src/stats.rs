@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::sys::FaultBackend;
+
 /// The statistics fields, in order: the one list that [`Stats`], `Counters`, the snapshot and
 /// the C ABI's `ghostmem_stats_t` (crate `ghostmem-capi`) are generated from, and that
 /// `scripts/check-c-header.py` holds the C and C++ headers to. The order is the C struct's
@@ -62,6 +64,9 @@ macro_rules! __stats_fields {
             store_write_errors: counter,
             /// Stored pages that failed authentication when read back.
             store_auth_failures: counter,
+            /// The fault backend in use: 1 userfaultfd, 2 mprotect (see
+            /// [`Stats::backend`](crate::Stats::backend)).
+            fault_backend: derived,
         }
     };
 }
@@ -119,6 +124,11 @@ macro_rules! generate_stats {
 __stats_fields!(generate_stats);
 
 impl Stats {
+    /// The fault backend in use (`fault_backend` decoded; `None` in a default snapshot).
+    pub fn backend(&self) -> Option<FaultBackend> {
+        FaultBackend::from_code(self.fault_backend)
+    }
+
     /// `original_bytes / compressed_bytes` for evicted pages, or `None` when nothing is stored.
     pub fn compression_ratio(&self) -> Option<f64> {
         (self.compressed_bytes > 0)
@@ -135,11 +145,12 @@ pub(crate) fn sub(c: &AtomicU64, n: u64) {
 }
 
 impl Counters {
-    pub fn snapshot(&self, page_size: usize, budget: usize) -> Stats {
+    pub fn snapshot(&self, page_size: usize, budget: usize, backend: FaultBackend) -> Stats {
         self.load(|s| Derived {
             page_size: page_size as u64,
             budget_pages: budget as u64,
             original_bytes: s.evicted_pages * page_size as u64,
+            fault_backend: backend.code(),
         })
     }
 }

@@ -150,6 +150,7 @@ fn forced(backend: FaultBackend, budget: usize) -> GhostMem {
             if std::env::var(BACKEND_ENV).is_err() {
                 assert_eq!(g.fault_backend(), backend);
             }
+            assert_eq!(g.stats().backend(), Some(g.fault_backend()));
             g
         }
         Err(e) => panic!("creating an instance on {backend}: {e}"),

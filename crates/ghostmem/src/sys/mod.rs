@@ -38,6 +38,23 @@ impl FaultBackend {
         }
     }
 
+    /// The number statistics and the C ABI use: 1 userfaultfd, 2 mprotect.
+    pub fn code(self) -> u64 {
+        match self {
+            FaultBackend::Userfaultfd => 1,
+            FaultBackend::Mprotect => 2,
+        }
+    }
+
+    /// The backend [`FaultBackend::code`] gives `code` (`None` for 0 or an unknown code).
+    pub fn from_code(code: u64) -> Option<FaultBackend> {
+        match code {
+            1 => Some(FaultBackend::Userfaultfd),
+            2 => Some(FaultBackend::Mprotect),
+            _ => None,
+        }
+    }
+
     /// Parse a name as [`FaultBackend::name`] writes it.
     pub fn from_name(name: &str) -> Option<FaultBackend> {
         match name {
