@@ -58,6 +58,9 @@ pub struct StoreArgs {
     /// GHOSTMEM_BACKEND overrides both).
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
+    /// No background evictor thread: every fault that finds the budget full evicts inline.
+    #[arg(long)]
+    pub no_evictor: bool,
     /// Keep evicted pages in this swap file instead of process memory (created, truncated,
     /// removed at exit; a directory means an anonymous file in it).
     #[arg(long, value_name = "PATH")]
@@ -88,6 +91,7 @@ pub fn new_engine(
     let mut builder = Config::builder()
         .max_memory_pages(budget_pages)
         .enable_verbose_logging(verbose)
+        .background_eviction(!store.no_evictor)
         .fault_backend(store.backend.map(|b| match b {
             BackendArg::Userfaultfd => FaultBackend::Userfaultfd,
             BackendArg::Mprotect => FaultBackend::Mprotect,

@@ -72,6 +72,7 @@ pub struct Config {
     pub(crate) encrypt_disk_pages: bool,
     pub(crate) address_space: usize,
     pub(crate) fault_backend: Option<FaultBackend>,
+    pub(crate) background_eviction: bool,
 }
 
 impl Default for Config {
@@ -116,6 +117,11 @@ impl Config {
     pub fn fault_backend(&self) -> Option<FaultBackend> {
         self.fault_backend
     }
+    /// Whether a background thread keeps a reserve of free frames (see
+    /// [`ConfigBuilder::background_eviction`]).
+    pub fn background_eviction(&self) -> bool {
+        self.background_eviction
+    }
     /// Bytes of virtual address space reserved for this instance.
     pub fn address_space(&self) -> usize {
         self.address_space
@@ -133,6 +139,7 @@ pub struct ConfigBuilder {
     encrypt_disk_pages: bool,
     address_space: usize,
     fault_backend: Option<FaultBackend>,
+    background_eviction: bool,
 }
 
 impl Default for ConfigBuilder {
@@ -146,6 +153,7 @@ impl Default for ConfigBuilder {
             encrypt_disk_pages: false,
             address_space: DEFAULT_ADDRESS_SPACE,
             fault_backend: None,
+            background_eviction: true,
         }
     }
 }
@@ -199,6 +207,15 @@ impl ConfigBuilder {
         self
     }
 
+    /// Run a background evictor thread that keeps a reserve of free budget frames (1/16 of
+    /// budgets of 64 pages or more, at most 1024), so that most faults only restore a page.
+    /// Default `true`. Without it every fault that finds the budget full evicts inline. Fixed
+    /// when the instance is created.
+    pub fn background_eviction(mut self, on: bool) -> Self {
+        self.background_eviction = on;
+        self
+    }
+
     /// Validate and produce the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
         let max_memory_pages = match self.max_memory_pages {
@@ -235,6 +252,7 @@ impl ConfigBuilder {
             encrypt_disk_pages: self.encrypt_disk_pages,
             address_space: crate::page::round_up(self.address_space),
             fault_backend: backend_from_env().or(self.fault_backend),
+            background_eviction: self.background_eviction,
         })
     }
 }

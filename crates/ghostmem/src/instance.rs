@@ -132,7 +132,14 @@ impl GhostMem {
             logged_write_errors: AtomicU64::new(0),
         });
         inner.slot = registry::register(&inner.pager)?;
-        inner.evictor = Evictor::start(&inner.pager);
+        if inner
+            .config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .background_eviction
+        {
+            inner.evictor = Evictor::start(&inner.pager);
+        }
         if inner.verbose.load(Relaxed) {
             tracing::info!(
                 budget_pages = budget,
@@ -189,8 +196,8 @@ impl GhostMem {
 
     /// Apply a new configuration to this live instance: the page budget and logging change at
     /// once, and every allocation made before keeps working with its contents (shrinking the
-    /// budget evicts the coldest pages). The reserved address space cannot change: the new
-    /// configuration's `address_space` is ignored.
+    /// budget evicts the coldest pages). The reserved address space, the fault backend and
+    /// background eviction cannot change: those settings of the new configuration are ignored.
     pub fn reconfigure(&self, config: Config) -> Result<(), Error> {
         let _engine = EngineGuard::enter();
         let mut current = self
@@ -212,6 +219,8 @@ impl GhostMem {
             .store(config.enable_verbose_logging, Relaxed);
         *current = Config {
             address_space: current.address_space,
+            background_eviction: current.background_eviction,
+            fault_backend: current.fault_backend,
             ..config
         };
         if current.enable_verbose_logging {

@@ -1,9 +1,14 @@
-//! The background evictor's thread stops when its instance is dropped. Alone in its test binary
-//! so that no other test starts evictor threads meanwhile.
+//! The background evictor's thread stops when its instance is dropped, and is not started when
+//! background eviction is off. Alone in their test binary, one at a time, so that no other test
+//! starts evictor threads meanwhile.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+/// The tests here count threads: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Thread ids of this process's threads named like the evictor (comm is cut at 15 bytes).
 fn evictor_threads() -> BTreeSet<String> {
@@ -19,6 +24,9 @@ fn evictor_threads() -> BTreeSet<String> {
 
 #[test]
 fn the_evictor_thread_stops_when_the_instance_is_dropped() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let before = evictor_threads();
     let instances: Vec<_> = (0..4).map(|_| common::instance(128)).collect();
     // A new thread names itself once it runs: wait for that.
@@ -38,4 +46,34 @@ fn the_evictor_thread_stops_when_the_instance_is_dropped() {
         left.is_empty(),
         "evictor threads {left:?} still run after drop"
     );
+}
+
+#[test]
+fn without_background_eviction_there_is_no_thread_and_faults_evict_inline() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let before = evictor_threads();
+    let config = ghostmem::Config::builder()
+        .max_memory_pages(128)
+        .address_space(common::TEST_ADDRESS_SPACE)
+        .background_eviction(false)
+        .build()
+        .unwrap();
+    let g = ghostmem::GhostMem::new(config).unwrap();
+    assert!(!g.config().background_eviction());
+    let size = 512 * ghostmem::page_size();
+    let p = common::alloc(&g, size);
+    // SAFETY: a live allocation of `size` bytes.
+    unsafe { common::fill(p, size, 3) };
+    // SAFETY: as above.
+    unsafe { common::assert_pattern(p, size, 3, "inline eviction") };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let started: Vec<_> = evictor_threads().difference(&before).cloned().collect();
+    assert!(started.is_empty(), "evictor threads {started:?} started");
+    let s = g.stats();
+    // With no reserve kept, the budget is full after the fill.
+    assert_eq!(s.resident_pages, 128, "{s:?}");
+    // SAFETY: as above, not used afterwards.
+    unsafe { common::free(&g, p, size) };
 }
