@@ -343,8 +343,19 @@ impl Pager {
     /// Release the pages of a freed allocation, resident or evicted: their RAM and stored data
     /// are freed and any later access is an ordinary fault that is not ours.
     pub fn release(&self, run: PageRun) -> Result<(), Failure> {
-        let mut q = self.lock_quiet();
-        let st = &mut *q.st;
+        // Only this run's pages must be out of faults' hands: faults elsewhere go on.
+        let (_blocked, mut st) = loop {
+            let blocked = SignalsBlocked::new();
+            let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if !run.pages().any(|p| st.table.get(p).is_transient()) {
+                break (blocked, st);
+            }
+            let seen = self.settled.current();
+            drop(st);
+            drop(blocked);
+            self.settled.wait(seen, std::time::Duration::from_millis(5));
+        };
+        let st = &mut *st;
         for page in run.pages() {
             let entry = st.table.get(page);
             match entry {
@@ -359,7 +370,7 @@ impl Pager {
                 Entry::Zero | Entry::Same(_) => self.count_evicted(entry, false),
                 Entry::Free | Entry::Fresh => {}
                 Entry::Restoring | Entry::Evicting => {
-                    unreachable!("no fault is in progress while the lock is quiet")
+                    unreachable!("waited above until no page of the run is in a fault's hands")
                 }
             }
             st.table.set(page, Entry::Free);
