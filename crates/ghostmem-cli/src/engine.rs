@@ -58,9 +58,10 @@ pub struct StoreArgs {
     /// GHOSTMEM_BACKEND overrides both).
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
-    /// No background evictor thread: every fault that finds the budget full evicts inline.
+    /// Run a background evictor thread that keeps a reserve of free frames (faster sequential
+    /// access, slower random touches on a VM; see the README).
     #[arg(long)]
-    pub no_evictor: bool,
+    pub evictor: bool,
     /// Keep evicted pages in this swap file instead of process memory (created, truncated,
     /// removed at exit; a directory means an anonymous file in it).
     #[arg(long, value_name = "PATH")]
@@ -91,7 +92,7 @@ pub fn new_engine(
     let mut builder = Config::builder()
         .max_memory_pages(budget_pages)
         .enable_verbose_logging(verbose)
-        .background_eviction(!store.no_evictor)
+        .background_eviction(store.evictor)
         .fault_backend(store.backend.map(|b| match b {
             BackendArg::Userfaultfd => FaultBackend::Userfaultfd,
             BackendArg::Mprotect => FaultBackend::Mprotect,

@@ -10,7 +10,7 @@ use ghostmem::page_size;
 #[test]
 fn the_budget_holds_under_four_threads_and_the_evictor() {
     let budget = 256;
-    let g = common::instance(budget);
+    let g = common::instance_with_evictor(budget);
     let page = page_size();
     let pages_per_thread = 512;
     let threads = 4u64;

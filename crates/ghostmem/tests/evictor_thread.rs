@@ -28,7 +28,7 @@ fn the_evictor_thread_stops_when_the_instance_is_dropped() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let before = evictor_threads();
-    let instances: Vec<_> = (0..4).map(|_| common::instance(128)).collect();
+    let instances: Vec<_> = (0..4).map(|_| common::instance_with_evictor(128)).collect();
     // A new thread names itself once it runs: wait for that.
     let start = std::time::Instant::now();
     let ours = loop {

@@ -1,5 +1,5 @@
-//! Background eviction: a thread per instance keeps a reserve of free CLOCK frames, so that
-//! most faults find a free frame and only restore.
+//! Background eviction (opt-in: `ConfigBuilder::background_eviction`): a thread per instance
+//! keeps a reserve of free CLOCK frames, so that most faults find a free frame and only restore.
 //!
 //! ```text
 //!   free frames   0 ────── low ────────── high ─────────────── budget

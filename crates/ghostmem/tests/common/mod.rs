@@ -25,6 +25,17 @@ pub fn instance_with_space(budget: usize, space: usize) -> GhostMem {
     GhostMem::new(config).expect("creating a GhostMem instance")
 }
 
+/// A fresh instance like [`instance`], with the background evictor running.
+pub fn instance_with_evictor(budget: usize) -> GhostMem {
+    let config = Config::builder()
+        .max_memory_pages(budget)
+        .address_space(TEST_ADDRESS_SPACE)
+        .background_eviction(true)
+        .build()
+        .expect("valid test configuration");
+    GhostMem::new(config).expect("creating a GhostMem instance")
+}
+
 /// Allocate `size` bytes or panic with the engine's error.
 pub fn alloc(ghost: &GhostMem, size: usize) -> *mut u8 {
     let ptr: NonNull<u8> = ghost
