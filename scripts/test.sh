@@ -54,8 +54,8 @@ PY
 for backend in userfaultfd mprotect; do
   step "acceptance: stress on $backend, 4 threads, 8-page budget, 20 s"
   target/release/ghostmem stress --threads 4 --budget 8 --seconds 20 --backend "$backend"
-  step "acceptance: stress on $backend with the background evictor, 4 threads, 128-page budget, 10 s"
-  target/release/ghostmem stress --threads 4 --budget 128 --seconds 10 --backend "$backend" --evictor
+  step "acceptance: stress on $backend with the background evictor, 8 threads, 64-page budget, 10 s"
+  target/release/ghostmem stress --threads 8 --budget 64 --seconds 10 --backend "$backend" --evictor
 done
 
 printf '\nall checks passed\n'
