@@ -239,14 +239,15 @@ pub fn run(args: &BenchArgs, verbose: bool) -> Result<ExitCode, Failure> {
             .map(|hot| (hot.pages * page, hot.fraction)),
     };
     let report = Value::Object(json_report(&header, &ghost, baseline.as_ref()));
-    if let Some(path) = &args.plot {
-        let runs = plot::runs_of(&report, &path.display().to_string())?;
-        plot::write_figure(path, &runs)?;
-    }
     if args.json {
         println!("{report}");
     } else {
         print_table(&header, &ghost, baseline.as_ref());
+    }
+    // After the report, so a figure that cannot be written loses no measurement.
+    if let Some(path) = &args.plot {
+        let runs = plot::runs_of(&report, &path.display().to_string())?;
+        plot::write_figure(path, &runs)?;
     }
     Ok(if verified {
         ExitCode::SUCCESS
