@@ -303,7 +303,7 @@ fn run_workload(words: &mut [u64], spec: &Spec) -> Outcome {
             if let Some(hot) = &spec.hot {
                 let first = part.base / wpp;
                 part.hot_pages = hot_pages(total_pages, hot.pages)
-                    .filter_map(|p| p.checked_sub(first).filter(|&q| q < pages_of(part, wpp)))
+                    .filter_map(|p| p.checked_sub(first).filter(|&q| q < pages))
                     .collect();
             }
         }
@@ -329,10 +329,6 @@ fn run_workload(words: &mut [u64], spec: &Spec) -> Outcome {
         stats: Stats::default(),
         backend: None,
     }
-}
-
-fn pages_of(part: &Part<'_>, wpp: usize) -> usize {
-    part.words.len() / wpp
 }
 
 /// The hot set of the `hot` workload: `hot` pages out of `total`, spread evenly over the whole
