@@ -31,6 +31,14 @@ impl SplitMix64 {
         let n64 = u64::try_from(n).expect("usize fits in u64");
         usize::try_from(self.below(n64)).expect("a value below a usize fits in usize")
     }
+
+    /// True with probability `p` (`p` in `0.0..=1.0`; 1.0 is always true, 0.0 never).
+    pub fn chance(&mut self, p: f64) -> bool {
+        // 53 random bits: exactly representable, uniform over [0, 1) in steps of 2^-53.
+        #[allow(clippy::cast_precision_loss, reason = "53 bits fit an f64 exactly")]
+        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        unit < p
+    }
 }
 
 /// The SplitMix64 finalizer: a strong 64-bit mixing function, used as a hash.

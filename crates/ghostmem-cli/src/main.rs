@@ -1,10 +1,11 @@
-//! `ghostmem`: see what the engine does (`demo`), measure it (`bench`), and try to break it
-//! (`stress`).
+//! `ghostmem`: see what the engine does (`demo`), measure it (`bench`), try to break it
+//! (`stress`), and draw measurements (`plot`).
 
 mod bench;
 mod data;
 mod demo;
 mod engine;
+mod plot;
 mod procfs;
 mod size;
 mod stress;
@@ -33,6 +34,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Hammer private and shared pages from many threads and check every value.
     Stress(stress::StressArgs),
+    /// Draw runs saved by `bench --json` in one SVG figure: latency CDFs and throughput bars.
+    Plot(plot::PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args, cli.verbose),
         Command::Bench(args) => bench::run(args, cli.verbose),
         Command::Stress(args) => stress::run(args, cli.verbose),
+        Command::Plot(args) => plot::run(args),
     };
     result.unwrap_or_else(engine::Failure::report)
 }
