@@ -144,8 +144,10 @@ fn simultaneous_touches_of_an_evicted_page_restore_it_once() {
             after.first_touches, before.first_touches,
             "iteration {iteration}"
         );
+        // A fault evicts the CLOCK victim, with its unreferenced resident neighbours as one
+        // run: never more than the budget (3) holds.
         assert!(
-            after.evictions - before.evictions <= 1,
+            after.evictions - before.evictions <= 3,
             "iteration {iteration}: restoring one page evicted {} pages",
             after.evictions - before.evictions
         );

@@ -4,8 +4,10 @@
 //! publishing the new entry run with it. The same steps serve the fault path (a victim picked
 //! to make room) and ordinary code (shrinking the budget).
 
+use std::sync::PoisonError;
+
 use super::scratch::Work;
-use super::table::Entry;
+use super::table::{Entry, Frame};
 use super::{Failure, Pager, State, failed, store_failure};
 use crate::codec::{PageClass, classify, compressed_limit};
 use crate::page::{PageId, PageRun};
@@ -152,5 +154,108 @@ impl Pager {
         self.count_eviction(entry);
         self.publish_store_stats(st);
         Ok(())
+    }
+
+    /// Evict `batch` (sorted by page; ordinary code or the fault path, pager lock not held):
+    /// revoke each run of neighbouring victims, encode and store each victim (taking the lock
+    /// for each store), then free each run's memory. Never allocates. On failure no memory was
+    /// freed and every run is accessible again; blocks already stored are left in `batch` for
+    /// the caller to remove.
+    pub(super) fn evict_runs(
+        &self,
+        work: &mut Work,
+        batch: &mut [Victim],
+        compress: bool,
+    ) -> Result<(), Failure> {
+        let give_back = |batch: &[Victim], count: usize| {
+            for run in runs(batch).take(count) {
+                self.backend
+                    .unrevoke(run)
+                    .map_err(failed("giving access back after a failed eviction"))?;
+            }
+            Ok::<(), Failure>(())
+        };
+        for (i, run) in runs(batch).enumerate() {
+            if let Err(e) = self.backend.revoke(run) {
+                give_back(batch, i)?;
+                return Err(failed("revoking access")(e));
+            }
+        }
+        for i in 0..batch.len() {
+            let victim = batch[i].page;
+            let stored = self
+                .backend
+                .read(one(victim), &mut work.page)
+                .map_err(failed("reading the page (pread)"))
+                .map(|()| Self::encode(work, compress))
+                .and_then(|encoded| {
+                    let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    Self::store_victim(&mut st, work, victim, encoded)
+                });
+            match stored {
+                Ok(entry) => batch[i].entry = Some(entry),
+                Err(f) => {
+                    give_back(batch, usize::MAX)?;
+                    return Err(f);
+                }
+            }
+        }
+        for (i, run) in runs(batch).enumerate() {
+            if let Err(e) = self.backend.discard(run) {
+                if i == 0 {
+                    give_back(batch, usize::MAX)?;
+                    return Err(failed("freeing the pages (fallocate PUNCH_HOLE)")(e));
+                }
+                // Some runs are freed already: their victims cannot go back. Freeing is what
+                // cannot fail short of a kernel bug; stop here like the fault path does.
+                crate::sys::fatal("ghostmem: fatal: freeing evicted pages failed midway\n");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A page chosen for eviction: its CLOCK frame, and once stored, its new entry.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Victim {
+    pub page: PageId,
+    pub frame: Frame,
+    pub entry: Option<Entry>,
+}
+
+/// The runs of consecutive pages in `batch` (sorted by page), without allocating.
+pub(super) fn runs(batch: &[Victim]) -> impl Iterator<Item = PageRun> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let first = batch.get(i)?.page;
+        let mut count = 1;
+        while batch
+            .get(i + count as usize)
+            .is_some_and(|v| v.page.0 == first.0 + count)
+        {
+            count += 1;
+        }
+        i += count as usize;
+        Some(PageRun { first, count })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbouring_victims_form_runs() {
+        let batch: Vec<_> = [3u32, 4, 5, 9, 11, 12]
+            .iter()
+            .map(|&p| Victim {
+                page: PageId(p),
+                frame: 0,
+                entry: None,
+            })
+            .collect();
+        let found: Vec<_> = runs(&batch).map(|r| (r.first.0, r.count)).collect();
+        assert_eq!(found, vec![(3, 3), (9, 1), (11, 2)]);
+        assert_eq!(runs(&[]).count(), 0);
     }
 }

@@ -20,10 +20,9 @@ use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
-use super::scratch::Work;
-use super::table::{Entry, Frame};
-use super::{Failure, Pager, failed};
-use crate::page::{PageId, PageRun};
+use super::evict::Victim;
+use super::table::Entry;
+use super::{Failure, Pager};
 
 /// Budgets below this have no background eviction.
 pub(super) const MIN_BUDGET: usize = 64;
@@ -91,7 +90,7 @@ impl Pager {
     fn evict_batch(&self, want: usize) -> Result<usize, Failure> {
         let mut scratch = self.scratches.claim();
         let work = &mut scratch.work;
-        let mut batch: Vec<(PageId, Frame, Option<Entry>)> = Vec::with_capacity(BATCH);
+        let mut batch: Vec<Victim> = Vec::with_capacity(BATCH);
         let compress = {
             let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let st = &mut *st;
@@ -101,7 +100,11 @@ impl Pager {
                     break;
                 };
                 st.table.set(victim, Entry::Evicting);
-                batch.push((victim, frame, None));
+                batch.push(Victim {
+                    page: victim,
+                    frame,
+                    entry: None,
+                });
             }
             st.in_flight += batch.len();
             st.compress
@@ -109,27 +112,26 @@ impl Pager {
         if batch.is_empty() {
             return Ok(0);
         }
-        batch.sort_unstable_by_key(|&(page, _, _)| page);
-        let runs = runs_of(&batch);
-        let result = self.evict_runs(work, &mut batch, &runs, compress);
+        batch.sort_unstable_by_key(|v| v.page);
+        let result = self.evict_runs(work, &mut batch, compress);
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match result {
             Ok(()) => {
-                for &(victim, frame, entry) in &batch {
-                    let entry = entry.expect("every victim was stored");
-                    st.table.set(victim, entry);
-                    st.clock.vacate(frame);
+                for v in &batch {
+                    let entry = v.entry.expect("every victim was stored");
+                    st.table.set(v.page, entry);
+                    st.clock.vacate(v.frame);
                     self.count_eviction(entry);
                 }
                 self.publish_store_stats(&st);
             }
             Err(_) => {
                 // Nothing was discarded: every victim still holds its contents in its frame.
-                for &(victim, frame, entry) in &batch {
-                    if let Some(Entry::Stored { block, len, .. }) = entry {
-                        st.store.remove(victim, block, len as usize);
+                for v in &batch {
+                    if let Some(Entry::Stored { block, len, .. }) = v.entry {
+                        st.store.remove(v.page, block, len as usize);
                     }
-                    st.table.set(victim, Entry::Resident { frame });
+                    st.table.set(v.page, Entry::Resident { frame: v.frame });
                 }
             }
         }
@@ -138,104 +140,14 @@ impl Pager {
         self.settled.advance();
         result.map(|()| batch.len())
     }
-
-    /// Revoke each run, encode and store each victim, then free each run's memory. On failure
-    /// no memory was freed and every run is accessible again; stored blocks are left in
-    /// `batch` for the caller to remove.
-    fn evict_runs(
-        &self,
-        work: &mut Work,
-        batch: &mut [(PageId, Frame, Option<Entry>)],
-        runs: &[PageRun],
-        compress: bool,
-    ) -> Result<(), Failure> {
-        let give_back = |runs: &[PageRun]| {
-            for &run in runs {
-                self.backend
-                    .unrevoke(run)
-                    .map_err(failed("giving access back after a failed eviction"))?;
-            }
-            Ok::<(), Failure>(())
-        };
-        for (i, &run) in runs.iter().enumerate() {
-            if let Err(e) = self.backend.revoke(run) {
-                give_back(&runs[..i])?;
-                return Err(failed("revoking access")(e));
-            }
-        }
-        for item in batch.iter_mut() {
-            let victim = item.0;
-            let stored = self
-                .backend
-                .read(one(victim), &mut work.page)
-                .map_err(failed("reading the page (pread)"))
-                .map(|()| Self::encode(work, compress))
-                .and_then(|encoded| {
-                    let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                    Self::store_victim(&mut st, work, victim, encoded)
-                });
-            match stored {
-                Ok(entry) => item.2 = Some(entry),
-                Err(f) => {
-                    give_back(runs)?;
-                    return Err(f);
-                }
-            }
-        }
-        for (i, &run) in runs.iter().enumerate() {
-            if let Err(e) = self.backend.discard(run) {
-                if i == 0 {
-                    give_back(runs)?;
-                    return Err(failed("freeing the pages (fallocate PUNCH_HOLE)")(e));
-                }
-                // Some runs are freed already: their victims cannot go back. Freeing is what
-                // cannot fail short of a kernel bug; stop here like the fault path does.
-                crate::sys::fatal("ghostmem: fatal: freeing evicted pages failed midway\n");
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Victims per background batch.
 const BATCH: usize = 32;
 
-fn one(page: PageId) -> PageRun {
-    PageRun {
-        first: page,
-        count: 1,
-    }
-}
-
-/// The runs of consecutive pages in `batch` (sorted by page).
-fn runs_of(batch: &[(PageId, Frame, Option<Entry>)]) -> Vec<PageRun> {
-    let mut runs: Vec<PageRun> = Vec::with_capacity(batch.len());
-    for &(page, _, _) in batch {
-        match runs.last_mut() {
-            Some(run) if run.first.0 + run.count == page.0 => run.count += 1,
-            _ => runs.push(one(page)),
-        }
-    }
-    runs
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn neighbouring_victims_form_runs() {
-        let batch: Vec<_> = [3u32, 4, 5, 9, 11, 12]
-            .iter()
-            .map(|&p| (PageId(p), 0, None))
-            .collect();
-        let runs: Vec<_> = runs_of(&batch)
-            .iter()
-            .map(|r| (r.first.0, r.count))
-            .collect();
-        assert_eq!(runs, vec![(3, 3), (9, 1), (11, 2)]);
-        assert!(runs_of(&[]).is_empty());
-    }
 
     #[test]
     fn small_budgets_have_no_reserve_and_large_ones_a_bounded_one() {

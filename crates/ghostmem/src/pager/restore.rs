@@ -3,15 +3,16 @@
 //! ```text
 //!   fault on page P (signal handler, every signal blocked)
 //!     claim a scratch (try_lock; none free: yield, retry)  ── switch to its stack
-//!     lock   P: Free → not ours │ Resident → done │ Restoring/Evicting → unlock, yield, retry
-//!            take a free frame, or the CLOCK victim V (V → Evicting); P → Restoring
+//!     lock   P: Free → not ours │ Resident → done │ Restoring/Evicting → unlock, sleep, retry
+//!            take a free frame, or the CLOCK victim V and its unreferenced resident
+//!            neighbours after it, up to 64 (all → Evicting); P → Restoring
 //!            copy P's block out of the store, remove it
 //!     unlock
-//!       V: revoke, read, encode                      (no lock: other faults proceed)
-//!     lock   V's block into the store   unlock
-//!       V: free its memory
+//!       V…: revoke the run (one ioctl), read, encode  (no lock: other faults proceed)
+//!     lock   each block into the store   unlock
+//!       V…: free the run's memory (one hole punched)
 //!       P: decode, fill (one UFFDIO_COPY, or pwrite + mprotect)
-//!     lock   V → Stored/Zero/Same, P → Resident     unlock
+//!     lock   V… → Stored/Zero/Same (their frames but V's free), P → Resident   unlock
 //! ```
 //!
 //! Two threads touching the same page restore it once: the second finds it `Restoring` and
@@ -22,6 +23,7 @@
 use std::sync::PoisonError;
 use std::time::Duration;
 
+use super::evict::Victim;
 use super::scratch::Work;
 use super::table::{Entry, Frame};
 use super::{Failure, Pager, failed, store_failure};
@@ -59,10 +61,19 @@ enum Source {
     },
 }
 
+/// Most victims one fault evicts: the CLOCK victim and its unreferenced resident neighbours
+/// after it, evicted as one run (one write-protect, one hole punched). Each such change makes
+/// the kernel interrupt the other CPUs running the process to flush their TLBs, which on a VM
+/// dominated sequential access with two threads; runs of 64 took two-thread sequential fill
+/// from 0.6× to 1.3× the one-thread figure here (16: 1.0×) with no change to random touches.
+const CLUSTER: usize = 64;
+
 /// Decisions taken under the lock, carried out without it.
 struct Plan {
     frame: Frame,
-    victim: Option<PageId>,
+    /// The victims, in address order; the first one's frame is `frame`.
+    victims: [Victim; CLUSTER],
+    evicting: usize,
     source: Source,
     /// The entry the page had, for the evicted-page gauges.
     was: Entry,
@@ -103,12 +114,12 @@ impl Pager {
     }
 
     fn try_fault(&self, page: PageId, work: &mut Work) -> Step {
-        let plan = match self.plan(page, work) {
+        let mut plan = match self.plan(page, work) {
             Ok(Some(plan)) => plan,
             Ok(None) => return Step::Done,
             Err(step) => return step,
         };
-        match self.carry_out(page, work, &plan) {
+        match self.carry_out(page, work, &mut plan) {
             Ok(()) => Step::Done,
             Err(f) => Step::Failed(f),
         }
@@ -137,18 +148,49 @@ impl Pager {
             Entry::Restoring | Entry::Evicting => unreachable!("transient entries wait above"),
         };
         let st = &mut *st;
-        let (frame, victim) = match st.clock.take_free() {
+        let none = Victim {
+            page: PageId(0),
+            frame: 0,
+            entry: None,
+        };
+        let mut victims = [none; CLUSTER];
+        let mut evicting = 0;
+        let frame = match st.clock.take_free() {
             Some(frame) => {
                 self.maybe_wake_evictor(st.clock.free_frames());
-                (frame, None)
+                frame
             }
             None => {
                 self.maybe_wake_evictor(0);
                 let table = &st.table;
-                match st.clock.victim(|p| table.is_resident(p)) {
-                    Some((frame, victim)) => (frame, Some(victim)),
-                    None => return Err(Step::Wait(Some(self.settled.current()))),
+                let Some((frame, first)) = st.clock.victim(|p| table.is_resident(p)) else {
+                    return Err(Step::Wait(Some(self.settled.current())));
+                };
+                victims[0] = Victim {
+                    page: first,
+                    frame,
+                    entry: None,
+                };
+                evicting = 1;
+                // Its resident, unreferenced neighbours after it go in the same run.
+                while evicting < CLUSTER {
+                    let next = PageId(first.0 + u32::try_from(evicting).expect("small"));
+                    if next.index() >= st.high_water {
+                        break;
+                    }
+                    match st.table.get(next) {
+                        Entry::Resident { frame } if !st.clock.is_referenced(frame) => {
+                            victims[evicting] = Victim {
+                                page: next,
+                                frame,
+                                entry: None,
+                            };
+                            evicting += 1;
+                        }
+                        _ => break,
+                    }
                 }
+                frame
             }
         };
         if let Entry::Stored { block, len, .. } = entry {
@@ -159,22 +201,23 @@ impl Pager {
                 .map(|data| work.block[..len].copy_from_slice(data));
             if let Err(e) = copied {
                 // Put the frame back as it was: nothing else changed.
-                if victim.is_none() {
+                if evicting == 0 {
                     st.clock.vacate(frame);
                 }
                 return Err(Step::Failed(store_failure("reading the stored page", e)));
             }
             st.store.remove(page, block, len);
         }
-        if let Some(v) = victim {
-            st.table.set(v, Entry::Evicting);
+        for v in &victims[..evicting] {
+            st.table.set(v.page, Entry::Evicting);
         }
         st.table.set(page, Entry::Restoring);
         st.clock.occupy(frame, page);
         st.in_flight += 1;
         Ok(Some(Plan {
             frame,
-            victim,
+            victims,
+            evicting,
             source,
             was: entry,
             compress: st.compress,
@@ -182,20 +225,9 @@ impl Pager {
     }
 
     /// Without the lock but for two short moments: evict the victim, fill the page, publish.
-    fn carry_out(&self, page: PageId, work: &mut Work, plan: &Plan) -> Result<(), Failure> {
-        let evicted = match plan.victim {
-            Some(victim) => {
-                let encoded = self.encode_victim(work, victim, plan.compress)?;
-                let entry = {
-                    let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                    Self::store_victim(&mut st, work, victim, encoded)?
-                };
-                self.discard_victim(victim)
-                    .map_err(failed("freeing the page (fallocate PUNCH_HOLE)"))?;
-                Some((victim, entry))
-            }
-            None => None,
-        };
+    fn carry_out(&self, page: PageId, work: &mut Work, plan: &mut Plan) -> Result<(), Failure> {
+        let victims = &mut plan.victims[..plan.evicting];
+        self.evict_runs(work, victims, plan.compress)?;
         let contents = match plan.source {
             Source::Zeros { .. } => None,
             Source::Same(word) => {
@@ -228,9 +260,14 @@ impl Pager {
                 "filling the page (UFFDIO_COPY, or pwrite + mprotect)",
             ))?;
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((victim, entry)) = evicted {
-            st.table.set(victim, entry);
+        for (i, v) in plan.victims[..plan.evicting].iter().enumerate() {
+            let entry = v.entry.expect("every victim was stored");
+            st.table.set(v.page, entry);
             self.count_eviction(entry);
+            // The first victim's frame is the restored page's; the others' are free now.
+            if i > 0 {
+                st.clock.vacate(v.frame);
+            }
         }
         st.table.set(page, Entry::Resident { frame: plan.frame });
         st.in_flight -= 1;
@@ -243,7 +280,7 @@ impl Pager {
             }
         }
         add(&c.resident_pages, 1);
-        if evicted.is_some() || matches!(plan.source, Source::Block { .. }) {
+        if plan.evicting > 0 || matches!(plan.source, Source::Block { .. }) {
             self.publish_store_stats(&st);
         }
         drop(st);
