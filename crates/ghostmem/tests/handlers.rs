@@ -454,10 +454,11 @@ unsafe fn fill_pages_in_order(p: *mut u8, pages: usize, seed: u64) {
 /// - `p` must be a live allocation of at least `pages` pages from `ghost`.
 unsafe fn assert_only_resident(ghost: &GhostMem, p: *mut u8, pages: usize, resident: &[usize]) {
     let before = ghost.stats();
-    assert_eq!(before.resident_pages as usize, resident.len(), "{before:?}");
+    let count = |n: usize| u64::try_from(n).expect("a page count fits in u64");
+    assert_eq!(before.resident_pages, count(resident.len()), "{before:?}");
     assert_eq!(
-        before.evicted_pages as usize,
-        pages - resident.len(),
+        before.evicted_pages,
+        count(pages - resident.len()),
         "{before:?}"
     );
     for &i in resident {
