@@ -88,6 +88,9 @@ pub enum Error {
     /// (it was refused and changed nothing).
     #[error(transparent)]
     InvalidPointer(#[from] FreeError),
+    /// A pin or unpin was refused (it changed nothing).
+    #[error(transparent)]
+    Pin(#[from] PinError),
     /// The reserved address space is used up.
     #[error("the instance's reserved address space ({reserved} bytes) is exhausted")]
     OutOfAddressSpace {
@@ -118,5 +121,62 @@ pub enum FreeError {
         allocated: usize,
         /// The size passed to the free call.
         given: usize,
+    },
+}
+
+/// Why a pin, an unpin or a budget change was refused. A refused call changes nothing.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
+#[non_exhaustive]
+pub enum PinError {
+    /// The range is not inside this instance's memory (or starts at null).
+    #[error("range {ptr:#x} + {len} bytes is not memory of this instance")]
+    Foreign {
+        /// Start of the range.
+        ptr: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// The range's end does not fit in the address space.
+    #[error("range {ptr:#x} + {len} bytes overflows the address space")]
+    Overflow {
+        /// Start of the range.
+        ptr: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// A page of the range is not allocated (never allocated, or freed).
+    #[error("the page at {0:#x} is not allocated (never allocated, or freed)")]
+    NotAllocated(usize),
+    /// An unpin of a page that holds no pin.
+    #[error("the page at {0:#x} is not pinned")]
+    NotPinned(usize),
+    /// A page's pin count is at its maximum.
+    #[error("the page at {0:#x} holds the maximum number of pins")]
+    TooManyPins(usize),
+    /// The pins would leave fewer than `min_unpinned` frames of the budget to eviction.
+    #[error(
+        "pinning {pages} more pages with {pinned} pinned already would leave fewer than {min_unpinned} of the budget's {budget} pages unpinned: pin a smaller range, unpin first, or raise max_memory_pages"
+    )]
+    OverBudget {
+        /// Pages of the range not pinned yet.
+        pages: usize,
+        /// Pages pinned before the call.
+        pinned: usize,
+        /// The budget, in pages.
+        budget: usize,
+        /// Frames pins must leave to eviction.
+        min_unpinned: usize,
+    },
+    /// A budget change that would leave fewer than `min_unpinned` unpinned frames.
+    #[error(
+        "a budget of {budget} pages with {pinned} pages pinned would leave fewer than {min_unpinned} unpinned: unpin first or choose a larger budget"
+    )]
+    BudgetBelowPins {
+        /// The budget asked for.
+        budget: usize,
+        /// Pages pinned.
+        pinned: usize,
+        /// Frames pins must leave to eviction.
+        min_unpinned: usize,
     },
 }

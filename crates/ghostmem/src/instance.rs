@@ -12,9 +12,9 @@ use allocator_api2::alloc::{AllocError, Allocator};
 
 use crate::codec::Lz4;
 use crate::config::Config;
-use crate::error::{Error, FreeError};
+use crate::error::{Error, FreeError, PinError};
 use crate::heap::Heap;
-use crate::page::page_size;
+use crate::page::{PageId, PageRun, page_size};
 use crate::pager::Pager;
 use crate::registry;
 use crate::stats::{Stats, add};
@@ -229,6 +229,85 @@ impl GhostMem {
     /// The fault backend this instance runs on (see [`FaultBackend`]).
     pub fn fault_backend(&self) -> FaultBackend {
         self.inner.pager.backend_kind()
+    }
+
+    /// Pin `len` bytes at `ptr`: make every page they touch resident now and keep it out of
+    /// eviction until the returned guard is dropped. Use it around a system call that reads or
+    /// writes ghost memory (`read(2)` into a ghost buffer, `write(2)` from one): the kernel
+    /// cannot fault a page in, so without a pin it fails with `EFAULT` on pages that are not
+    /// resident (see the README, "System calls and ghost memory").
+    ///
+    /// Pins of overlapping ranges nest: a page stays pinned until every pin on it is dropped.
+    /// All or nothing: a refused pin changes nothing. `len` 0 pins nothing and succeeds.
+    ///
+    /// Freeing memory that is pinned is allowed: the pins of pages the heap gives back go with
+    /// them (the guard's unpin of those pages is then refused, silently). Dropping a guard
+    /// after its memory was freed and allocated again is a caller error, as a use after free
+    /// is: it would drop a pin the new owner took.
+    ///
+    /// # Errors
+    /// [`Error::Pin`]: the range is not this instance's memory ([`PinError::Foreign`]), its
+    /// end overflows ([`PinError::Overflow`]), a page is not allocated
+    /// ([`PinError::NotAllocated`]), or the pinned pages would leave fewer than two pages of
+    /// the budget to eviction ([`PinError::OverBudget`]); [`Error::Sys`] if a page could not
+    /// be brought in.
+    pub fn pin(&self, ptr: *const u8, len: usize) -> Result<PinGuard<'_>, Error> {
+        let _engine = EngineGuard::enter();
+        if let Some(run) = self.pin_run(ptr, len)? {
+            self.inner.pager.pin(run)?;
+        }
+        Ok(PinGuard {
+            gm: self,
+            ptr: ptr as usize,
+            len,
+        })
+    }
+
+    /// [`GhostMem::pin`] for the memory of a slice. The guard does not borrow the slice, so the
+    /// slice can be written (by a `read` into it) while pinned.
+    pub fn pin_slice<T>(&self, slice: &[T]) -> Result<PinGuard<'_>, Error> {
+        self.pin(slice.as_ptr().cast(), std::mem::size_of_val(slice))
+    }
+
+    /// Drop one pin from every page that `len` bytes at `ptr` touch (what a [`PinGuard`] does
+    /// when dropped; for callers that pin without keeping the guard, see
+    /// [`PinGuard::into_raw`]). Refused if any of the pages is not pinned; a refused unpin
+    /// changes nothing.
+    pub fn unpin(&self, ptr: *const u8, len: usize) -> Result<(), Error> {
+        let _engine = EngineGuard::enter();
+        match self.pin_run(ptr, len)? {
+            Some(run) => Ok(self.inner.pager.unpin(run)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Pages pinned now, each counted once however many pins hold it.
+    pub fn pinned_pages(&self) -> usize {
+        let _engine = EngineGuard::enter();
+        self.inner.pager.pinned_pages()
+    }
+
+    /// The pages `len` bytes at `ptr` touch (`None` for `len` 0), if they are this instance's.
+    fn pin_run(&self, ptr: *const u8, len: usize) -> Result<Option<PageRun>, PinError> {
+        let start = ptr as usize;
+        let end = start
+            .checked_add(len)
+            .ok_or(PinError::Overflow { ptr: start, len })?;
+        if len == 0 {
+            return Ok(None);
+        }
+        let a = self.inner.pager.arena;
+        if start < a.base() || end > a.base() + a.len() {
+            return Err(PinError::Foreign { ptr: start, len });
+        }
+        let page = page_size();
+        let first = (start - a.base()) / page;
+        let last = (end - 1 - a.base()) / page;
+        let id = |i: usize| u32::try_from(i).expect("arena pages fit in u32");
+        Ok(Some(PageRun {
+            first: PageId(id(first)),
+            count: id(last - first + 1),
+        }))
     }
 
     /// A snapshot of the statistics.
@@ -474,6 +553,38 @@ impl GhostMem {
             unsafe { p.as_ptr().write_bytes(0, layout.size()) };
         }
         Ok(p)
+    }
+}
+
+/// A pin on a range of ghost memory (from [`GhostMem::pin`]): while it lives, the range's pages
+/// are resident and never evicted. Dropping it unpins them.
+#[must_use = "the range is unpinned when the guard is dropped"]
+#[derive(Debug)]
+pub struct PinGuard<'a> {
+    gm: &'a GhostMem,
+    ptr: usize,
+    len: usize,
+}
+
+impl PinGuard<'_> {
+    /// Keep the pin without the guard: returns the range, to be passed to [`GhostMem::unpin`]
+    /// later (what the C API does).
+    pub fn into_raw(self) -> (*const u8, usize) {
+        let range = (std::ptr::with_exposed_provenance(self.ptr), self.len);
+        std::mem::forget(self);
+        range
+    }
+}
+
+impl Drop for PinGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self
+            .gm
+            .unpin(std::ptr::with_exposed_provenance(self.ptr), self.len)
+        {
+            // Only when the memory was freed while pinned (its pins went with it).
+            tracing::debug!(error = %e, "unpin on guard drop refused");
+        }
     }
 }
 

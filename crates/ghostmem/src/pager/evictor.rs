@@ -87,7 +87,7 @@ impl Pager {
             let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let st = &mut *st;
             let table = &st.table;
-            let Some((frame, victim)) = st.clock.victim(|p| table.is_resident(p)) else {
+            let Some((frame, victim)) = st.clock.victim(|p| table.is_evictable(p)) else {
                 return Ok(false);
             };
             st.table.set(victim, Entry::Evicting);

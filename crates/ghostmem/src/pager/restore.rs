@@ -145,7 +145,7 @@ impl Pager {
             None => {
                 self.maybe_wake_evictor(0);
                 let table = &st.table;
-                match st.clock.victim(|p| table.is_resident(p)) {
+                match st.clock.victim(|p| table.is_evictable(p)) {
                     Some((frame, victim)) => (frame, Some(victim)),
                     None => return Err(Step::Wait(Some(self.settled.current()))),
                 }
