@@ -27,6 +27,11 @@ pub enum ConfigError {
     /// `encrypt_disk_pages` was set without `use_disk_backing`.
     #[error("encrypt_disk_pages needs use_disk_backing: only pages written to disk are encrypted")]
     EncryptionWithoutDisk,
+    /// `kernel_access` with a fault backend forced that cannot serve kernel faults.
+    #[error(
+        "kernel_access needs the userfaultfd-thread fault backend, but fault_backend forces {0}"
+    )]
+    KernelAccessBackend(crate::FaultBackend),
     /// `disk_file_path` is empty.
     #[error("disk_file_path is empty")]
     EmptyDiskPath,
@@ -88,6 +93,17 @@ pub enum Error {
     /// (it was refused and changed nothing).
     #[error(transparent)]
     InvalidPointer(#[from] FreeError),
+    /// Kernel access was asked for, and this process may not create a userfaultfd that serves
+    /// faults taken inside the kernel.
+    #[error(
+        "kernel_access needs a userfaultfd that serves kernel faults, which this process may not create (userfaultfd(2): {syscall}; /dev/userfaultfd: {device}). Allow it with one of: the CAP_SYS_PTRACE capability; `sysctl -w vm.unprivileged_userfaultfd=1`; read-write access to /dev/userfaultfd for this user (Linux 6.1+, e.g. a group owning the device with mode 0660). Or turn kernel_access off and pin memory before system calls on it"
+    )]
+    KernelAccess {
+        /// Why `userfaultfd(2)` refused.
+        syscall: io::Error,
+        /// Why `/dev/userfaultfd` could not be used.
+        device: io::Error,
+    },
     /// A pin or unpin was refused (it changed nothing).
     #[error(transparent)]
     Pin(#[from] PinError),

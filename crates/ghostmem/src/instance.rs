@@ -53,6 +53,8 @@ struct Inner {
     slot: usize,
     /// The background evictor thread, stopped and joined on drop.
     evictor: Option<Evictor>,
+    /// Kernel access: the thread that serves every fault, stopped and joined on drop.
+    fault_server: Option<FaultServer>,
     /// Swap-file write errors already logged (the fault path counts them but cannot log).
     logged_write_errors: AtomicU64,
 }
@@ -129,9 +131,19 @@ impl GhostMem {
             pager: Arc::new(pager),
             slot: usize::MAX,
             evictor: None,
+            fault_server: None,
             logged_write_errors: AtomicU64::new(0),
         });
         inner.slot = registry::register(&inner.pager)?;
+        if inner.pager.backend_kind() == FaultBackend::UserfaultfdThread {
+            match FaultServer::start(&inner.pager) {
+                Ok(server) => inner.fault_server = Some(server),
+                Err(e) => {
+                    registry::unregister(inner.slot);
+                    return Err(e);
+                }
+            }
+        }
         inner.evictor = Evictor::start(&inner.pager);
         if inner.verbose.load(Relaxed) {
             tracing::info!(
@@ -594,6 +606,9 @@ impl Drop for GhostMem {
         if let Some(evictor) = self.inner.evictor.take() {
             evictor.stop(&self.inner.pager);
         }
+        if let Some(server) = self.inner.fault_server.take() {
+            server.stop(&self.inner.pager);
+        }
         registry::unregister(self.inner.slot);
     }
 }
@@ -633,6 +648,80 @@ impl Evictor {
         pager.wake_evictor();
         if self.thread.join().is_err() {
             tracing::error!("the background evictor thread panicked");
+        }
+    }
+}
+
+/// Kernel access: the thread that reads the instance's userfaultfd and runs the fault path for
+/// every fault, user or kernel (see `sys/linux/uffd.rs`, thread mode). Without it no fault of
+/// the instance would ever be served, so failing to start it fails instance creation.
+///
+/// A bare `pthread`, not a `std::thread`: std's thread start-up allocates (the thread's name)
+/// before the closure can mark the thread as engine code, and under [`crate::GhostGlobal`] that
+/// allocation would be ghost memory, whose fault only this thread can serve.
+struct FaultServer {
+    stop: Arc<AtomicBool>,
+    thread: libc::pthread_t,
+}
+
+/// What the fault handler thread owns.
+struct ServerArgs {
+    pager: Arc<Pager>,
+    stop: Arc<AtomicBool>,
+}
+
+extern "C" fn fault_server_main(arg: *mut std::ffi::c_void) -> *mut std::ffi::c_void {
+    // Engine code from its first instruction: its allocations bypass GhostGlobal. Every signal
+    // is blocked (inherited from `FaultServer::start`): it takes the pager lock.
+    let _engine = EngineGuard::enter();
+    // SAFETY: `arg` is the `Box<ServerArgs>` that `start` leaked for this thread alone.
+    let args = unsafe { Box::from_raw(arg.cast::<ServerArgs>()) };
+    args.pager.serve_faults(&args.stop);
+    drop(args);
+    std::ptr::null_mut()
+}
+
+impl FaultServer {
+    fn start(pager: &Arc<Pager>) -> Result<FaultServer, Error> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let args = Box::into_raw(Box::new(ServerArgs {
+            pager: Arc::clone(pager),
+            stop: Arc::clone(&stop),
+        }));
+        // The new thread inherits this thread's signal mask: all blocked from its start.
+        let blocked = sys::SignalsBlocked::new();
+        let mut thread = std::mem::MaybeUninit::<libc::pthread_t>::uninit();
+        // SAFETY: `thread` is written on success; default attributes; `fault_server_main`
+        // takes ownership of `args` if and only if the thread is created.
+        let rc = unsafe {
+            libc::pthread_create(
+                thread.as_mut_ptr(),
+                std::ptr::null(),
+                fault_server_main,
+                args.cast(),
+            )
+        };
+        drop(blocked);
+        if rc != 0 {
+            // SAFETY: the thread was not created, so `args` is still ours.
+            drop(unsafe { Box::from_raw(args) });
+            return Err(Error::Sys {
+                op: "starting the kernel-access fault handler thread (pthread_create)",
+                source: std::io::Error::from_raw_os_error(rc),
+            });
+        }
+        // SAFETY: pthread_create succeeded and wrote the thread id.
+        let thread = unsafe { thread.assume_init() };
+        Ok(FaultServer { stop, thread })
+    }
+
+    fn stop(self, pager: &Pager) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        pager.stop_fault_server();
+        // SAFETY: a thread we created, joined once.
+        let rc = unsafe { libc::pthread_join(self.thread, std::ptr::null_mut()) };
+        if rc != 0 {
+            tracing::error!(errno = rc, "joining the fault handler thread failed");
         }
     }
 }

@@ -147,7 +147,8 @@ impl Pager {
             len: arena.len(),
         };
         let signal = match backend.kind() {
-            BackendKind::Userfaultfd => FaultSignal::Userfault,
+            // The thread mode's handler thread reports its faults as userfaultfd's.
+            BackendKind::Userfaultfd | BackendKind::UserfaultfdThread => FaultSignal::Userfault,
             BackendKind::Mprotect => FaultSignal::Protection,
         };
         Ok(Pager {
@@ -174,6 +175,18 @@ impl Pager {
     /// Wake the background evictor now (to stop it, or after the budget changed).
     pub fn wake_evictor(&self) {
         self.wakeup.wake_now();
+    }
+
+    /// Kernel access: serve the backend's faults on this thread until `stop` is set and
+    /// [`Pager::stop_fault_server`] called. Every signal must be blocked on this thread.
+    pub fn serve_faults(&self, stop: &std::sync::atomic::AtomicBool) {
+        self.backend
+            .serve_faults(stop, &|page| self.fault(page, self.signal));
+    }
+
+    /// Make [`Pager::serve_faults`] return (after its `stop` flag was set).
+    pub fn stop_fault_server(&self) {
+        self.backend.stop_serving();
     }
 
     /// Which fault backend this pager uses.

@@ -27,6 +27,12 @@ pub enum FaultBackend {
     /// `mprotect(2)` and SIGSEGV: works everywhere; slower, serializes faults on the process's
     /// mmap lock, and the budget is capped by `vm.max_map_count`.
     Mprotect,
+    /// `userfaultfd(2)` whose faults, taken in user mode or inside a system call, are served
+    /// by a handler thread: system calls may touch ghost pages that are not resident (kernel
+    /// access, [`crate::ConfigBuilder::kernel_access`]). Slower per fault (a thread switch) and
+    /// serial; needs `CAP_SYS_PTRACE`, `vm.unprivileged_userfaultfd = 1`, or access to
+    /// `/dev/userfaultfd`.
+    UserfaultfdThread,
 }
 
 impl FaultBackend {
@@ -35,6 +41,7 @@ impl FaultBackend {
         match self {
             FaultBackend::Userfaultfd => "userfaultfd",
             FaultBackend::Mprotect => "mprotect",
+            FaultBackend::UserfaultfdThread => "userfaultfd-thread",
         }
     }
 
@@ -43,6 +50,7 @@ impl FaultBackend {
         match name {
             "userfaultfd" => Some(FaultBackend::Userfaultfd),
             "mprotect" => Some(FaultBackend::Mprotect),
+            "userfaultfd-thread" => Some(FaultBackend::UserfaultfdThread),
             _ => None,
         }
     }
@@ -112,4 +120,17 @@ pub(crate) trait Backend: Send + Sync {
     /// Pages the heap freed: free their memory; any later touch raises a fault, which the
     /// pager passes on as not ours.
     fn release(&self, run: PageRun) -> rustix::io::Result<()>;
+    /// Backends whose faults a thread reads (kernel access): serve them, calling `fault` for
+    /// each faulting page, until `stop` is set and [`Backend::stop_serving`] called. This runs
+    /// on the instance's handler thread with every signal blocked; `fault` is the pager's fault
+    /// path. Other backends return at once.
+    fn serve_faults(
+        &self,
+        stop: &std::sync::atomic::AtomicBool,
+        fault: &dyn Fn(PageId) -> Outcome,
+    ) {
+        let _ = (stop, fault);
+    }
+    /// Make [`Backend::serve_faults`] look at its `stop` flag now.
+    fn stop_serving(&self) {}
 }
