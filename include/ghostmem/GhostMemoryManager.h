@@ -76,6 +76,9 @@ struct GhostConfig {
     bool enable_verbose_logging = false;
     /** Encrypt pages written to disk (needs disk backing). Default false. */
     bool encrypt_disk_pages = false;
+    /** Let system calls touch ghost memory that is not resident (see `ghostmem_config_t`).
+     *  Default false: pin with GhostPin instead. Only in the first Initialize(). */
+    bool kernel_access = false;
 };
 
 /**
@@ -144,6 +147,7 @@ public:
         c.compress_before_disk = config.compress_before_disk;
         c.enable_verbose_logging = config.enable_verbose_logging;
         c.encrypt_disk_pages = config.encrypt_disk_pages;
+        c.kernel_access = config.kernel_access;
         if (ghostmem_global_init(&c) != GHOSTMEM_OK) {
             std::fprintf(stderr, "[GhostMem] Initialize failed: %s\n", LastError());
             return false;

@@ -140,6 +140,14 @@ typedef struct ghostmem_config {
     /** Virtual address space to reserve, in bytes; it bounds the total size of live
      *  allocations and costs no RAM. 0 (default) means 64 GiB. Ignored on reconfiguration. */
     size_t address_space;
+    /** Let system calls (`read(2)` into ghost memory, `write(2)` from it, ...) touch pages
+     *  that are not resident: a handler thread serves every fault of the instance, several
+     *  times slower per fault. Default false (pin memory with ghostmem_pin() instead).
+     *  Creation fails with ::GHOSTMEM_ERR_SYSTEM, and ghostmem_last_error() says what to change,
+     *  where the system does not allow it (it needs CAP_SYS_PTRACE,
+     *  `vm.unprivileged_userfaultfd = 1`, or access to `/dev/userfaultfd`). Cannot be turned on
+     *  by reconfiguring a live instance (::GHOSTMEM_ERR_CONFIG). */
+    bool kernel_access;
 } ghostmem_config_t;
 
 /**

@@ -167,3 +167,39 @@ GM_TEST(pins_nest_and_bad_pins_are_refused)
     GhostPin refused(p, page);
     GM_CHECK(!refused);
 }
+
+GM_TEST(kernel_access_ofstream_write_needs_no_pin)
+{
+    GhostConfig config;
+    config.max_memory_pages = kBudget;
+    config.kernel_access = true;
+    GM_CHECK(mgr().Initialize(config)); // CI runs as root (CAP_SYS_PTRACE)
+    const std::size_t pages = 4;
+    GhostBytes data(pages * PAGE_SIZE);
+    for (std::size_t i = 0; i < data.size(); i++) {
+        data[i] = pattern(i);
+    }
+    std::vector<GhostBytes> filler;
+    push_out(filler);
+    push_out(filler);
+    GM_CHECK(stats().evicted_pages >= pages);
+    const std::uint64_t restores = stats().restores;
+    const std::string path = temp_path("kernel");
+    {
+        std::ofstream out(path, std::ios::binary);
+        out.rdbuf()->pubsetbuf(nullptr, 0);
+        out.write(data.data(), static_cast<std::streamsize>(data.size()));
+        out.flush();
+        GM_CHECK(out.good());
+    }
+    GM_CHECK(stats().restores > restores); // the kernel's faults were served
+    std::ifstream in(path, std::ios::binary);
+    std::string back((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    GM_CHECK_EQ(back.size(), data.size());
+    for (std::size_t i = 0; i < back.size(); i++) {
+        GM_CHECK(back[i] == pattern(i));
+    }
+    std::remove(path.c_str());
+    // Kernel access cannot be turned off or on again later: reconfiguring keeps it.
+    GM_CHECK(mgr().Initialize(config));
+}

@@ -96,8 +96,9 @@ impl Failure {
                 | PinError::TooManyPins(_) => GHOSTMEM_ERR_PIN_LIMIT,
                 _ => GHOSTMEM_ERR_OTHER,
             },
-            Error::Config(_) => GHOSTMEM_ERR_CONFIG,
+            Error::Config(_) | Error::KernelAccessNotAtRuntime => GHOSTMEM_ERR_CONFIG,
             Error::Sys { .. }
+            | Error::KernelAccess { .. }
             | Error::Disk(_)
             | Error::MapCountLimit { .. }
             | Error::TooManyInstances(_) => GHOSTMEM_ERR_SYSTEM,

@@ -104,6 +104,11 @@ pub enum Error {
         /// Why `/dev/userfaultfd` could not be used.
         device: io::Error,
     },
+    /// Kernel access was asked for when reconfiguring an instance created without it.
+    #[error(
+        "kernel_access cannot be turned on for a live instance: its fault backend is chosen when it is created (set kernel_access in the first configuration)"
+    )]
+    KernelAccessNotAtRuntime,
     /// A pin or unpin was refused (it changed nothing).
     #[error(transparent)]
     Pin(#[from] PinError),

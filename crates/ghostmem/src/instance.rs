@@ -201,8 +201,10 @@ impl GhostMem {
 
     /// Apply a new configuration to this live instance: the page budget and logging change at
     /// once, and every allocation made before keeps working with its contents (shrinking the
-    /// budget evicts the coldest pages). The reserved address space cannot change: the new
-    /// configuration's `address_space` is ignored.
+    /// budget evicts the coldest pages). The reserved address space and the fault backend
+    /// cannot change: the new configuration's `address_space` and `fault_backend` are ignored,
+    /// and asking for kernel access on an instance created without it is refused
+    /// ([`Error::KernelAccessNotAtRuntime`]).
     pub fn reconfigure(&self, config: Config) -> Result<(), Error> {
         let _engine = EngineGuard::enter();
         let mut current = self
@@ -211,6 +213,9 @@ impl GhostMem {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let budget = config.max_memory_pages;
+        if config.kernel_access() && !current.kernel_access() {
+            return Err(Error::KernelAccessNotAtRuntime);
+        }
         if self.inner.pager.backend_kind() == FaultBackend::Mprotect {
             check_map_count(budget, current.max_memory_pages)?;
         }
@@ -224,6 +229,7 @@ impl GhostMem {
             .store(config.enable_verbose_logging, Relaxed);
         *current = Config {
             address_space: current.address_space,
+            fault_backend: current.fault_backend,
             ..config
         };
         if current.enable_verbose_logging {
