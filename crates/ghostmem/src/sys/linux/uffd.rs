@@ -80,7 +80,7 @@ struct UffdMsg {
 /// How long the handler thread spins on an empty queue before it blocks in `poll` (thread
 /// mode). Set by `GHOSTMEM_UFFD_SPIN_US` (microseconds; 0 blocks at once).
 pub(crate) const SPIN_ENV: &str = "GHOSTMEM_UFFD_SPIN_US";
-const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+const DEFAULT_SPIN: Duration = Duration::from_micros(10);
 
 #[repr(C)]
 struct UffdioApi {
