@@ -3,8 +3,9 @@
 //! way to block signals around critical sections, and a fault handler installed with a
 //! decision function ([`install_fault_handler`]), which names nothing above this module.
 //!
-//! Only Linux is implemented, with two backends: userfaultfd in SIGBUS mode (the default where
-//! the kernel allows it) and `mprotect` + SIGSEGV (the fallback).
+//! Only Linux is implemented, with three backends: userfaultfd in SIGBUS mode (the default
+//! where the kernel allows it), `mprotect` + SIGSEGV (the fallback), and userfaultfd served by
+//! a handler thread (kernel access, where the system allows it; see `linux/uffd.rs`).
 
 #[cfg(target_os = "linux")]
 mod linux;
