@@ -51,7 +51,7 @@ assert r["rss_peak_kib"] <= limit, f"rss_peak_kib {r['rss_peak_kib']} > budget +
 print(f"ok: verified, rss_peak_kib {r['rss_peak_kib']} <= {limit:.0f}")
 PY
 
-for backend in userfaultfd mprotect; do
+for backend in userfaultfd mprotect userfaultfd-thread; do
   step "acceptance: stress on $backend, 4 threads, 8-page budget, 20 s"
   target/release/ghostmem stress --threads 4 --budget 8 --seconds 20 --backend "$backend"
   step "acceptance: stress on $backend with the background evictor, 8 threads, 64-page budget, 10 s"

@@ -16,6 +16,9 @@
  *   one warning line to stderr (always, not only with verbose logging: it is a bug in the
  *   caller), and changes nothing.
  * - `GetMemoryStats()` exists.
+ * - `Pin()`, `Unpin()` and the RAII `GhostPin` exist: pin ghost memory before a system call
+ *   reads or writes it (the kernel cannot bring an evicted page back; see the README,
+ *   "System calls and ghost memory").
  * - `PAGE_SIZE` is the system's page size, read at start-up (4096 on x86-64); editing
  *   `MAX_PHYSICAL_PAGES` changes nothing: set `GhostConfig::max_memory_pages`, or the
  *   `GHOSTMEM_MAX_PAGES` environment variable for the default.
@@ -73,6 +76,9 @@ struct GhostConfig {
     bool enable_verbose_logging = false;
     /** Encrypt pages written to disk (needs disk backing). Default false. */
     bool encrypt_disk_pages = false;
+    /** Let system calls touch ghost memory that is not resident (see `ghostmem_config_t`).
+     *  Default false: pin with GhostPin instead. Only in the first Initialize(). */
+    bool kernel_access = false;
 };
 
 /**
@@ -104,7 +110,7 @@ struct GhostMemoryStats {
     std::uint64_t disk_write_errors = 0;    ///< Swap-file writes that failed (page kept in RAM).
     std::uint64_t disk_auth_failures = 0;   ///< Stored pages that failed authentication.
     std::uint64_t store_slots_reused = 0;   ///< Stores that reused a freed block's space.
-    std::uint64_t fault_backend = 0; ///< GHOSTMEM_BACKEND_USERFAULTFD (1) or _MPROTECT (2).
+    std::uint64_t fault_backend = 0; ///< GHOSTMEM_BACKEND_USERFAULTFD (1), _MPROTECT (2), _THREAD (3).
 };
 
 /**
@@ -143,6 +149,7 @@ public:
         c.compress_before_disk = config.compress_before_disk;
         c.enable_verbose_logging = config.enable_verbose_logging;
         c.encrypt_disk_pages = config.encrypt_disk_pages;
+        c.kernel_access = config.kernel_access;
         if (ghostmem_global_init(&c) != GHOSTMEM_OK) {
             std::fprintf(stderr, "[GhostMem] Initialize failed: %s\n", LastError());
             return false;
@@ -206,6 +213,29 @@ public:
         return out;
     }
 
+    /**
+     * @brief Pin `size` bytes at `ptr`: make every page they touch resident now and keep it
+     * out of eviction until Unpin(ptr, size). Call it before a system call (`read`, `write`,
+     * an `ofstream` write) on ghost memory, which otherwise fails with `EFAULT` on a page that
+     * is not resident. Pins of overlapping ranges nest. Prefer the RAII GhostPin.
+     * @return true on success; false, changing nothing, if the range is not ghost memory,
+     * not allocated, overflows, or would leave fewer than 2 pages of the budget unpinned
+     * (LastError() says which).
+     */
+    bool Pin(const void* ptr, size_t size)
+    {
+        return ghostmem_pin(ghostmem_global(), ptr, size) == GHOSTMEM_OK;
+    }
+
+    /**
+     * @brief Drop the pin Pin(ptr, size) took. Unpinning what is not pinned changes nothing
+     * and prints a warning on stderr (the reason is in LastError()).
+     */
+    void Unpin(const void* ptr, size_t size)
+    {
+        WarnIfRefused(ghostmem_unpin(ghostmem_global(), ptr, size), "Unpin", ptr, size);
+    }
+
     /** @brief Whether `ptr` points into ghost memory. */
     bool IsGhostMemory(const void* ptr) const { return ghostmem_contains(ghostmem_global(), ptr); }
 
@@ -228,4 +258,43 @@ public:
 
 private:
     GhostMemoryManager() = default;
+};
+
+/**
+ * @brief A pin on ghost memory for the lifetime of a scope (GhostMemoryManager::Pin() in the
+ * constructor, Unpin() in the destructor).
+ *
+ * @code
+ * std::vector<char, GhostAllocator<char>> buf(1 << 20);
+ * {
+ *     GhostPin pin(buf.data(), buf.size());
+ *     if (!pin) { std::cerr << GhostMemoryManager::LastError() << '\n'; return; }
+ *     out.write(buf.data(), buf.size());   // the kernel reads resident pages
+ * }
+ * @endcode
+ */
+class GhostPin {
+public:
+    GhostPin(const void* ptr, size_t size)
+        : ptr_(ptr), size_(size), pinned_(GhostMemoryManager::Instance().Pin(ptr, size))
+    {
+    }
+    ~GhostPin()
+    {
+        if (pinned_) {
+            GhostMemoryManager::Instance().Unpin(ptr_, size_);
+        }
+    }
+    GhostPin(const GhostPin&) = delete;
+    GhostPin& operator=(const GhostPin&) = delete;
+
+    /** @brief Whether the pin was taken (if not, GhostMemoryManager::LastError() says why). */
+    bool pinned() const { return pinned_; }
+    /** @brief Same as pinned(). */
+    explicit operator bool() const { return pinned_; }
+
+private:
+    const void* ptr_;
+    size_t size_;
+    bool pinned_;
 };

@@ -102,7 +102,12 @@ enum {
     /** An internal error was caught at the library boundary; the message says what. */
     GHOSTMEM_ERR_INTERNAL = 9,
     /** An error this version of the API does not classify further; the message says what. */
-    GHOSTMEM_ERR_OTHER = 10
+    GHOSTMEM_ERR_OTHER = 10,
+    /** An unpin of memory that is not pinned. */
+    GHOSTMEM_ERR_NOT_PINNED = 11,
+    /** A pin (or a budget change) that would leave fewer than two pages of the budget
+     *  unpinned. */
+    GHOSTMEM_ERR_PIN_LIMIT = 12
 };
 
 /**
@@ -135,6 +140,14 @@ typedef struct ghostmem_config {
     /** Virtual address space to reserve, in bytes; it bounds the total size of live
      *  allocations and costs no RAM. 0 (default) means 64 GiB. Ignored on reconfiguration. */
     size_t address_space;
+    /** Let system calls (`read(2)` into ghost memory, `write(2)` from it, ...) touch pages
+     *  that are not resident: a handler thread serves every fault of the instance, several
+     *  times slower per fault. Default false (pin memory with ghostmem_pin() instead).
+     *  Creation fails with ::GHOSTMEM_ERR_SYSTEM, and ghostmem_last_error() says what to change,
+     *  where the system does not allow it (it needs CAP_SYS_PTRACE,
+     *  `vm.unprivileged_userfaultfd = 1`, or access to `/dev/userfaultfd`). Cannot be turned on
+     *  by reconfiguring a live instance (::GHOSTMEM_ERR_CONFIG). */
+    bool kernel_access;
 } ghostmem_config_t;
 
 /**
@@ -166,14 +179,17 @@ typedef struct ghostmem_stats {
     uint64_t store_slots_reused;   /**< Stores that reused a freed block's space. */
     uint64_t store_write_errors;   /**< Swap-file writes that failed (page kept in memory). */
     uint64_t store_auth_failures;  /**< Stored pages that failed authentication on read. */
-    uint64_t fault_backend;        /**< The fault backend in use: ::GHOSTMEM_BACKEND_USERFAULTFD
-                                        or ::GHOSTMEM_BACKEND_MPROTECT. */
+    uint64_t fault_backend;        /**< The fault backend in use: ::GHOSTMEM_BACKEND_USERFAULTFD,
+                                        ::GHOSTMEM_BACKEND_MPROTECT or
+                                        ::GHOSTMEM_BACKEND_USERFAULTFD_THREAD. */
 } ghostmem_stats_t;
 
 /** ghostmem_stats_t::fault_backend: userfaultfd in SIGBUS mode (the default where allowed). */
 #define GHOSTMEM_BACKEND_USERFAULTFD 1
 /** ghostmem_stats_t::fault_backend: mprotect and SIGSEGV (the fallback). */
 #define GHOSTMEM_BACKEND_MPROTECT 2
+/** ghostmem_stats_t::fault_backend: userfaultfd served by a handler thread (kernel access). */
+#define GHOSTMEM_BACKEND_USERFAULTFD_THREAD 3
 
 /**
  * Fill `*config` with the documented defaults.
@@ -340,6 +356,37 @@ size_t ghostmem_usable_size(const ghostmem_t *gm, const void *ptr);
  * @param gm Borrowed; NULL gives false.
  */
 bool ghostmem_contains(const ghostmem_t *gm, const void *ptr);
+
+/**
+ * Pin `len` bytes at `ptr`: every page they touch is made resident now and is never evicted
+ * until ghostmem_unpin() drops the pin. Call it before a system call that reads or writes
+ * ghost memory (`read(2)` into a ghost buffer, `write(2)` from one, a stream's `fwrite`):
+ * the kernel cannot fault a ghost page in, and fails with `EFAULT` on one that is not
+ * resident. Pins of overlapping ranges nest (a per-page count). All or nothing: a refused pin
+ * changes nothing. `len` 0 pins nothing and returns ::GHOSTMEM_OK.
+ *
+ * Freeing pinned memory is allowed: the pins of the pages the heap gives back go with them
+ * (a later ghostmem_unpin() of them is refused with ::GHOSTMEM_ERR_NOT_PINNED, or, if the
+ * pages were allocated and pinned again meanwhile, drops the new owner's pin: unpin before
+ * freeing).
+ * @param gm Borrowed.
+ * @param ptr Any pointer value; checked, never read through.
+ * @return ::GHOSTMEM_OK; or, changing nothing: ::GHOSTMEM_ERR_FOREIGN_POINTER (not this
+ *         instance's memory, or NULL), ::GHOSTMEM_ERR_NOT_ALLOCATED (a page never allocated or
+ *         freed), ::GHOSTMEM_ERR_INVALID_ARGUMENT (`ptr + len` overflows),
+ *         ::GHOSTMEM_ERR_PIN_LIMIT (the pinned pages would leave fewer than 2 pages of the
+ *         budget unpinned), ::GHOSTMEM_ERR_SYSTEM (a page could not be brought in).
+ */
+ghostmem_status_t ghostmem_pin(ghostmem_t *gm, const void *ptr, size_t len);
+
+/**
+ * Drop one pin from every page `len` bytes at `ptr` touch (the range given to ghostmem_pin(),
+ * or any range inside pinned memory).
+ * @param gm Borrowed.
+ * @return ::GHOSTMEM_OK; or, changing nothing: ::GHOSTMEM_ERR_NOT_PINNED (a page of the range
+ *         holds no pin), ::GHOSTMEM_ERR_FOREIGN_POINTER, ::GHOSTMEM_ERR_INVALID_ARGUMENT.
+ */
+ghostmem_status_t ghostmem_unpin(ghostmem_t *gm, const void *ptr, size_t len);
 
 /**
  * Copy the instance's statistics into `*out`.

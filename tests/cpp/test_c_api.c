@@ -300,7 +300,8 @@ static void test_fault_backend(void)
         return;
     ghostmem_stats_t s = stats_of(gm);
     CHECK(s.fault_backend == GHOSTMEM_BACKEND_USERFAULTFD ||
-          s.fault_backend == GHOSTMEM_BACKEND_MPROTECT);
+          s.fault_backend == GHOSTMEM_BACKEND_MPROTECT ||
+          s.fault_backend == GHOSTMEM_BACKEND_USERFAULTFD_THREAD);
     const char *forced = getenv("GHOSTMEM_BACKEND");
     if (forced != NULL && strcmp(forced, "mprotect") == 0)
         CHECK(s.fault_backend == GHOSTMEM_BACKEND_MPROTECT);

@@ -429,6 +429,48 @@ pub unsafe extern "C" fn ghostmem_contains(gm: *const ghostmem_t, ptr: *const c_
     .unwrap_or(false)
 }
 
+/// Pin `len` bytes at `ptr`: resident now, never evicted until `ghostmem_unpin`.
+///
+/// # Safety
+/// - `gm` is null or a live handle. `ptr` may be any value (it is checked, not read).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ghostmem_pin(
+    gm: *mut ghostmem_t,
+    ptr: *const c_void,
+    len: usize,
+) -> ghostmem_status_t {
+    const F: &str = "ghostmem_pin";
+    run_status(|| {
+        // SAFETY: forwarded from the caller.
+        let g = unsafe { instance(F, gm) }?;
+        let guard = g
+            .pin(ptr.cast::<u8>(), len)
+            .map_err(|e| Failure::engine(F, &e))?;
+        // The pin stays until `ghostmem_unpin`.
+        let _range = guard.into_raw();
+        Ok(())
+    })
+}
+
+/// Drop one pin from every page `len` bytes at `ptr` touch.
+///
+/// # Safety
+/// - `gm` is null or a live handle. `ptr` may be any value (it is checked, not read).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ghostmem_unpin(
+    gm: *mut ghostmem_t,
+    ptr: *const c_void,
+    len: usize,
+) -> ghostmem_status_t {
+    const F: &str = "ghostmem_unpin";
+    run_status(|| {
+        // SAFETY: forwarded from the caller.
+        let g = unsafe { instance(F, gm) }?;
+        g.unpin(ptr.cast::<u8>(), len)
+            .map_err(|e| Failure::engine(F, &e))
+    })
+}
+
 /// Copy the instance's statistics into `*out`, at most `out_size` bytes of it.
 ///
 /// # Safety

@@ -31,6 +31,9 @@ pub struct ghostmem_config_t {
     /// Virtual address space to reserve, in bytes. 0 means the default (64 GiB). Ignored when
     /// reconfiguring an existing instance.
     pub address_space: usize,
+    /// Let system calls touch ghost pages that are not resident (a handler thread serves every
+    /// fault). Default false. Creation fails where the system does not allow it.
+    pub kernel_access: bool,
 }
 
 /// The default swap file name, as a C string with static lifetime.
@@ -46,6 +49,7 @@ impl Default for ghostmem_config_t {
             encrypt_disk_pages: false,
             disk_file_path: DEFAULT_DISK_FILE_PATH.as_ptr(),
             address_space: 0,
+            kernel_access: false,
         }
     }
 }
@@ -66,7 +70,8 @@ pub(crate) unsafe fn to_config(
         .use_disk_backing(c.use_disk_backing)
         .compress_before_disk(c.compress_before_disk)
         .enable_verbose_logging(c.enable_verbose_logging)
-        .encrypt_disk_pages(c.encrypt_disk_pages);
+        .encrypt_disk_pages(c.encrypt_disk_pages)
+        .kernel_access(c.kernel_access);
     if !c.disk_file_path.is_null() {
         // SAFETY: the caller guarantees a non-null path is NUL-terminated.
         let path = unsafe { CStr::from_ptr(c.disk_file_path) };

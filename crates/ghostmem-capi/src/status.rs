@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use ghostmem::{Error, FreeError};
+use ghostmem::{Error, FreeError, PinError};
 
 /// The result of a call that can fail: `GHOSTMEM_OK` (0) or one of the `GHOSTMEM_ERR_*` codes.
 #[allow(non_camel_case_types)]
@@ -35,6 +35,10 @@ pub const GHOSTMEM_ERR_SIZE_MISMATCH: ghostmem_status_t = 8;
 pub const GHOSTMEM_ERR_INTERNAL: ghostmem_status_t = 9;
 /// An error this version of the C API does not classify further (see the last-error text).
 pub const GHOSTMEM_ERR_OTHER: ghostmem_status_t = 10;
+/// An unpin of memory that is not pinned.
+pub const GHOSTMEM_ERR_NOT_PINNED: ghostmem_status_t = 11;
+/// A pin (or a budget change) that would leave fewer than two pages of the budget unpinned.
+pub const GHOSTMEM_ERR_PIN_LIMIT: ghostmem_status_t = 12;
 
 /// The name of a status code, for messages.
 pub(crate) fn status_name(status: ghostmem_status_t) -> &'static CStr {
@@ -50,6 +54,8 @@ pub(crate) fn status_name(status: ghostmem_status_t) -> &'static CStr {
         GHOSTMEM_ERR_SIZE_MISMATCH => c"size mismatch",
         GHOSTMEM_ERR_INTERNAL => c"internal error",
         GHOSTMEM_ERR_OTHER => c"error",
+        GHOSTMEM_ERR_NOT_PINNED => c"not pinned",
+        GHOSTMEM_ERR_PIN_LIMIT => c"pins exceed the budget",
         _ => c"unknown status",
     }
 }
@@ -80,8 +86,19 @@ impl Failure {
     pub fn engine(function: &str, e: &Error) -> Self {
         let status = match e {
             Error::InvalidPointer(f) => return Failure::free(function, f),
-            Error::Config(_) => GHOSTMEM_ERR_CONFIG,
+            Error::Pin(p) => match p {
+                PinError::Foreign { .. } => GHOSTMEM_ERR_FOREIGN_POINTER,
+                PinError::NotAllocated(_) => GHOSTMEM_ERR_NOT_ALLOCATED,
+                PinError::Overflow { .. } => GHOSTMEM_ERR_INVALID_ARGUMENT,
+                PinError::NotPinned(_) => GHOSTMEM_ERR_NOT_PINNED,
+                PinError::OverBudget { .. }
+                | PinError::BudgetBelowPins { .. }
+                | PinError::TooManyPins(_) => GHOSTMEM_ERR_PIN_LIMIT,
+                _ => GHOSTMEM_ERR_OTHER,
+            },
+            Error::Config(_) | Error::KernelAccessNotAtRuntime => GHOSTMEM_ERR_CONFIG,
             Error::Sys { .. }
+            | Error::KernelAccess { .. }
             | Error::Disk(_)
             | Error::MapCountLimit { .. }
             | Error::TooManyInstances(_) => GHOSTMEM_ERR_SYSTEM,
@@ -224,7 +241,7 @@ mod tests {
 
     #[test]
     fn every_status_has_a_name() {
-        for s in GHOSTMEM_OK..=GHOSTMEM_ERR_OTHER {
+        for s in GHOSTMEM_OK..=GHOSTMEM_ERR_PIN_LIMIT {
             assert_ne!(status_name(s), c"unknown status", "{s}");
         }
         assert_eq!(status_name(99), c"unknown status");

@@ -48,6 +48,9 @@ pub enum BackendArg {
     Userfaultfd,
     /// mprotect and SIGSEGV (the fallback).
     Mprotect,
+    /// userfaultfd served by a handler thread: kernel access (needs CAP_SYS_PTRACE,
+    /// vm.unprivileged_userfaultfd=1 or access to /dev/userfaultfd).
+    UserfaultfdThread,
 }
 
 /// How faults are handled and where evicted pages go:
@@ -62,6 +65,10 @@ pub struct StoreArgs {
     /// access, slower random touches on a VM; see the README).
     #[arg(long)]
     pub evictor: bool,
+    /// Kernel access: system calls may touch ghost pages that are not resident (the
+    /// userfaultfd-thread backend, whatever GHOSTMEM_BACKEND says).
+    #[arg(long)]
+    pub kernel_access: bool,
     /// Keep evicted pages in this swap file instead of process memory (created, truncated,
     /// removed at exit; a directory means an anonymous file in it).
     #[arg(long, value_name = "PATH")]
@@ -96,7 +103,9 @@ pub fn new_engine(
         .fault_backend(store.backend.map(|b| match b {
             BackendArg::Userfaultfd => FaultBackend::Userfaultfd,
             BackendArg::Mprotect => FaultBackend::Mprotect,
-        }));
+            BackendArg::UserfaultfdThread => FaultBackend::UserfaultfdThread,
+        }))
+        .kernel_access(store.kernel_access);
     if let Some(path) = &store.disk {
         builder = builder
             .use_disk_backing(true)

@@ -19,7 +19,7 @@ fn backend_from_env() -> Option<FaultBackend> {
     if backend.is_none() {
         tracing::warn!(
             ?value,
-            "{BACKEND_ENV} is neither \"userfaultfd\" nor \"mprotect\"; ignored"
+            "{BACKEND_ENV} is not \"userfaultfd\", \"mprotect\" or \"userfaultfd-thread\"; ignored"
         );
     }
     backend
@@ -122,6 +122,11 @@ impl Config {
     pub fn background_eviction(&self) -> bool {
         self.background_eviction
     }
+    /// Whether system calls may touch ghost pages that are not resident (the
+    /// [`FaultBackend::UserfaultfdThread`] backend).
+    pub fn kernel_access(&self) -> bool {
+        self.fault_backend == Some(FaultBackend::UserfaultfdThread)
+    }
     /// Bytes of virtual address space reserved for this instance.
     pub fn address_space(&self) -> usize {
         self.address_space
@@ -140,6 +145,7 @@ pub struct ConfigBuilder {
     address_space: usize,
     fault_backend: Option<FaultBackend>,
     background_eviction: bool,
+    kernel_access: bool,
 }
 
 impl Default for ConfigBuilder {
@@ -154,6 +160,7 @@ impl Default for ConfigBuilder {
             address_space: DEFAULT_ADDRESS_SPACE,
             fault_backend: None,
             background_eviction: false,
+            kernel_access: false,
         }
     }
 }
@@ -219,6 +226,24 @@ impl ConfigBuilder {
         self
     }
 
+    /// Let system calls touch ghost pages that are not resident (`read(2)` into a ghost
+    /// buffer, `write(2)` from one, `std::fs` with ghost memory as the global allocator).
+    /// Default `false`: such a call fails with `EFAULT` unless the memory is pinned
+    /// ([`crate::GhostMem::pin`]).
+    ///
+    /// `true` selects [`FaultBackend::UserfaultfdThread`]: a handler thread serves every fault
+    /// of the instance, from user code and from the kernel alike (a fault costs several times
+    /// more than on the default backend; see the README, "System calls and ghost memory").
+    /// Creating the instance fails, with an error that says what to change, where the system
+    /// does not allow it (it needs `CAP_SYS_PTRACE`, `vm.unprivileged_userfaultfd = 1`, or
+    /// access to `/dev/userfaultfd`). It takes precedence over `GHOSTMEM_BACKEND`, since the
+    /// program needs it to be correct; a different backend forced with
+    /// [`ConfigBuilder::fault_backend`] is a configuration error.
+    pub fn kernel_access(mut self, on: bool) -> Self {
+        self.kernel_access = on;
+        self
+    }
+
     /// Validate and produce the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
         let max_memory_pages = match self.max_memory_pages {
@@ -246,6 +271,16 @@ impl ConfigBuilder {
         if self.use_disk_backing && self.disk_file_path.as_os_str().is_empty() {
             return Err(ConfigError::EmptyDiskPath);
         }
+        let fault_backend = if self.kernel_access {
+            match self.fault_backend {
+                None | Some(FaultBackend::UserfaultfdThread) => {
+                    Some(FaultBackend::UserfaultfdThread)
+                }
+                Some(backend) => return Err(ConfigError::KernelAccessBackend(backend)),
+            }
+        } else {
+            backend_from_env().or(self.fault_backend)
+        };
         Ok(Config {
             max_memory_pages,
             use_disk_backing: self.use_disk_backing,
@@ -254,7 +289,7 @@ impl ConfigBuilder {
             enable_verbose_logging: self.enable_verbose_logging,
             encrypt_disk_pages: self.encrypt_disk_pages,
             address_space: crate::page::round_up(self.address_space),
-            fault_backend: backend_from_env().or(self.fault_backend),
+            fault_backend,
             background_eviction: self.background_eviction,
         })
     }

@@ -27,6 +27,11 @@ pub enum ConfigError {
     /// `encrypt_disk_pages` was set without `use_disk_backing`.
     #[error("encrypt_disk_pages needs use_disk_backing: only pages written to disk are encrypted")]
     EncryptionWithoutDisk,
+    /// `kernel_access` with a fault backend forced that cannot serve kernel faults.
+    #[error(
+        "kernel_access needs the userfaultfd-thread fault backend, but fault_backend forces {0}"
+    )]
+    KernelAccessBackend(crate::FaultBackend),
     /// `disk_file_path` is empty.
     #[error("disk_file_path is empty")]
     EmptyDiskPath,
@@ -88,6 +93,25 @@ pub enum Error {
     /// (it was refused and changed nothing).
     #[error(transparent)]
     InvalidPointer(#[from] FreeError),
+    /// Kernel access was asked for, and this process may not create a userfaultfd that serves
+    /// faults taken inside the kernel.
+    #[error(
+        "kernel_access needs a userfaultfd that serves kernel faults, which this process may not create (userfaultfd(2): {syscall}; /dev/userfaultfd: {device}). Allow it with one of: the CAP_SYS_PTRACE capability; `sysctl -w vm.unprivileged_userfaultfd=1`; read-write access to /dev/userfaultfd for this user (Linux 6.1+, e.g. a group owning the device with mode 0660). Or turn kernel_access off and pin memory before system calls on it"
+    )]
+    KernelAccess {
+        /// Why `userfaultfd(2)` refused.
+        syscall: io::Error,
+        /// Why `/dev/userfaultfd` could not be used.
+        device: io::Error,
+    },
+    /// Kernel access was asked for when reconfiguring an instance created without it.
+    #[error(
+        "kernel_access cannot be turned on for a live instance: its fault backend is chosen when it is created (set kernel_access in the first configuration)"
+    )]
+    KernelAccessNotAtRuntime,
+    /// A pin or unpin was refused (it changed nothing).
+    #[error(transparent)]
+    Pin(#[from] PinError),
     /// The reserved address space is used up.
     #[error("the instance's reserved address space ({reserved} bytes) is exhausted")]
     OutOfAddressSpace {
@@ -118,5 +142,62 @@ pub enum FreeError {
         allocated: usize,
         /// The size passed to the free call.
         given: usize,
+    },
+}
+
+/// Why a pin, an unpin or a budget change was refused. A refused call changes nothing.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
+#[non_exhaustive]
+pub enum PinError {
+    /// The range is not inside this instance's memory (or starts at null).
+    #[error("range {ptr:#x} + {len} bytes is not memory of this instance")]
+    Foreign {
+        /// Start of the range.
+        ptr: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// The range's end does not fit in the address space.
+    #[error("range {ptr:#x} + {len} bytes overflows the address space")]
+    Overflow {
+        /// Start of the range.
+        ptr: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// A page of the range is not allocated (never allocated, or freed).
+    #[error("the page at {0:#x} is not allocated (never allocated, or freed)")]
+    NotAllocated(usize),
+    /// An unpin of a page that holds no pin.
+    #[error("the page at {0:#x} is not pinned")]
+    NotPinned(usize),
+    /// A page's pin count is at its maximum.
+    #[error("the page at {0:#x} holds the maximum number of pins")]
+    TooManyPins(usize),
+    /// The pins would leave fewer than `min_unpinned` frames of the budget to eviction.
+    #[error(
+        "pinning {pages} more pages with {pinned} pinned already would leave fewer than {min_unpinned} of the budget's {budget} pages unpinned: pin a smaller range, unpin first, or raise max_memory_pages"
+    )]
+    OverBudget {
+        /// Pages of the range not pinned yet.
+        pages: usize,
+        /// Pages pinned before the call.
+        pinned: usize,
+        /// The budget, in pages.
+        budget: usize,
+        /// Frames pins must leave to eviction.
+        min_unpinned: usize,
+    },
+    /// A budget change that would leave fewer than `min_unpinned` unpinned frames.
+    #[error(
+        "a budget of {budget} pages with {pinned} pages pinned would leave fewer than {min_unpinned} unpinned: unpin first or choose a larger budget"
+    )]
+    BudgetBelowPins {
+        /// The budget asked for.
+        budget: usize,
+        /// Pages pinned.
+        pinned: usize,
+        /// Frames pins must leave to eviction.
+        min_unpinned: usize,
     },
 }

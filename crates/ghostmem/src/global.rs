@@ -22,6 +22,7 @@ use crate::stats::Stats;
 /// system allocator and a message is printed once.
 pub struct GhostGlobal {
     max_memory_pages: usize,
+    kernel_access: bool,
     instance: OnceLock<Option<GhostMem>>,
     early: AtomicUsize,
 }
@@ -36,6 +37,21 @@ impl GhostGlobal {
     pub const fn new(max_memory_pages: usize) -> Self {
         GhostGlobal {
             max_memory_pages,
+            kernel_access: false,
+            instance: OnceLock::new(),
+            early: AtomicUsize::new(0),
+        }
+    }
+
+    /// As [`GhostGlobal::new`], with kernel access
+    /// ([`crate::ConfigBuilder::kernel_access`]): system calls (`std::fs`, spawning a process)
+    /// may touch heap pages that are not resident. Where the system does not allow it, the
+    /// instance cannot be created and the allocator falls back to the system allocator with a
+    /// message on stderr saying what to change.
+    pub const fn with_kernel_access(max_memory_pages: usize) -> Self {
+        GhostGlobal {
+            max_memory_pages,
+            kernel_access: true,
             instance: OnceLock::new(),
             early: AtomicUsize::new(0),
         }
@@ -59,6 +75,7 @@ impl GhostGlobal {
                 let _engine = EngineGuard::enter();
                 let made = Config::builder()
                     .max_memory_pages(self.max_memory_pages)
+                    .kernel_access(self.kernel_access)
                     .build()
                     .map_err(crate::Error::from)
                     .and_then(GhostMem::new);

@@ -12,9 +12,9 @@ use allocator_api2::alloc::{AllocError, Allocator};
 
 use crate::codec::Lz4;
 use crate::config::Config;
-use crate::error::{Error, FreeError};
+use crate::error::{Error, FreeError, PinError};
 use crate::heap::Heap;
-use crate::page::page_size;
+use crate::page::{PageId, PageRun, page_size};
 use crate::pager::Pager;
 use crate::registry;
 use crate::stats::{Stats, add};
@@ -53,6 +53,8 @@ struct Inner {
     slot: usize,
     /// The background evictor thread, stopped and joined on drop.
     evictor: Option<Evictor>,
+    /// Kernel access: the thread that serves every fault, stopped and joined on drop.
+    fault_server: Option<FaultServer>,
     /// Swap-file write errors already logged (the fault path counts them but cannot log).
     logged_write_errors: AtomicU64,
 }
@@ -129,9 +131,19 @@ impl GhostMem {
             pager: Arc::new(pager),
             slot: usize::MAX,
             evictor: None,
+            fault_server: None,
             logged_write_errors: AtomicU64::new(0),
         });
         inner.slot = registry::register(&inner.pager)?;
+        if inner.pager.backend_kind() == FaultBackend::UserfaultfdThread {
+            match FaultServer::start(&inner.pager) {
+                Ok(server) => inner.fault_server = Some(server),
+                Err(e) => {
+                    registry::unregister(inner.slot);
+                    return Err(e);
+                }
+            }
+        }
         if inner
             .config
             .lock()
@@ -197,7 +209,9 @@ impl GhostMem {
     /// Apply a new configuration to this live instance: the page budget and logging change at
     /// once, and every allocation made before keeps working with its contents (shrinking the
     /// budget evicts the coldest pages). The reserved address space, the fault backend and
-    /// background eviction cannot change: those settings of the new configuration are ignored.
+    /// background eviction cannot change: those settings of the new configuration are ignored,
+    /// and asking for kernel access on an instance created without it is refused
+    /// ([`Error::KernelAccessNotAtRuntime`]).
     pub fn reconfigure(&self, config: Config) -> Result<(), Error> {
         let _engine = EngineGuard::enter();
         let mut current = self
@@ -206,6 +220,9 @@ impl GhostMem {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let budget = config.max_memory_pages;
+        if config.kernel_access() && !current.kernel_access() {
+            return Err(Error::KernelAccessNotAtRuntime);
+        }
         if self.inner.pager.backend_kind() == FaultBackend::Mprotect {
             check_map_count(budget, current.max_memory_pages)?;
         }
@@ -238,6 +255,85 @@ impl GhostMem {
     /// The fault backend this instance runs on (see [`FaultBackend`]).
     pub fn fault_backend(&self) -> FaultBackend {
         self.inner.pager.backend_kind()
+    }
+
+    /// Pin `len` bytes at `ptr`: make every page they touch resident now and keep it out of
+    /// eviction until the returned guard is dropped. Use it around a system call that reads or
+    /// writes ghost memory (`read(2)` into a ghost buffer, `write(2)` from one): the kernel
+    /// cannot fault a page in, so without a pin it fails with `EFAULT` on pages that are not
+    /// resident (see the README, "System calls and ghost memory").
+    ///
+    /// Pins of overlapping ranges nest: a page stays pinned until every pin on it is dropped.
+    /// All or nothing: a refused pin changes nothing. `len` 0 pins nothing and succeeds.
+    ///
+    /// Freeing memory that is pinned is allowed: the pins of pages the heap gives back go with
+    /// them (the guard's unpin of those pages is then refused, silently). Dropping a guard
+    /// after its memory was freed and allocated again is a caller error, as a use after free
+    /// is: it would drop a pin the new owner took.
+    ///
+    /// # Errors
+    /// [`Error::Pin`]: the range is not this instance's memory ([`PinError::Foreign`]), its
+    /// end overflows ([`PinError::Overflow`]), a page is not allocated
+    /// ([`PinError::NotAllocated`]), or the pinned pages would leave fewer than two pages of
+    /// the budget to eviction ([`PinError::OverBudget`]); [`Error::Sys`] if a page could not
+    /// be brought in.
+    pub fn pin(&self, ptr: *const u8, len: usize) -> Result<PinGuard<'_>, Error> {
+        let _engine = EngineGuard::enter();
+        if let Some(run) = self.pin_run(ptr, len)? {
+            self.inner.pager.pin(run)?;
+        }
+        Ok(PinGuard {
+            gm: self,
+            ptr: ptr as usize,
+            len,
+        })
+    }
+
+    /// [`GhostMem::pin`] for the memory of a slice. The guard does not borrow the slice, so the
+    /// slice can be written (by a `read` into it) while pinned.
+    pub fn pin_slice<T>(&self, slice: &[T]) -> Result<PinGuard<'_>, Error> {
+        self.pin(slice.as_ptr().cast(), std::mem::size_of_val(slice))
+    }
+
+    /// Drop one pin from every page that `len` bytes at `ptr` touch (what a [`PinGuard`] does
+    /// when dropped; for callers that pin without keeping the guard, see
+    /// [`PinGuard::into_raw`]). Refused if any of the pages is not pinned; a refused unpin
+    /// changes nothing.
+    pub fn unpin(&self, ptr: *const u8, len: usize) -> Result<(), Error> {
+        let _engine = EngineGuard::enter();
+        match self.pin_run(ptr, len)? {
+            Some(run) => Ok(self.inner.pager.unpin(run)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Pages pinned now, each counted once however many pins hold it.
+    pub fn pinned_pages(&self) -> usize {
+        let _engine = EngineGuard::enter();
+        self.inner.pager.pinned_pages()
+    }
+
+    /// The pages `len` bytes at `ptr` touch (`None` for `len` 0), if they are this instance's.
+    fn pin_run(&self, ptr: *const u8, len: usize) -> Result<Option<PageRun>, PinError> {
+        let start = ptr as usize;
+        let end = start
+            .checked_add(len)
+            .ok_or(PinError::Overflow { ptr: start, len })?;
+        if len == 0 {
+            return Ok(None);
+        }
+        let a = self.inner.pager.arena;
+        if start < a.base() || end > a.base() + a.len() {
+            return Err(PinError::Foreign { ptr: start, len });
+        }
+        let page = page_size();
+        let first = (start - a.base()) / page;
+        let last = (end - 1 - a.base()) / page;
+        let id = |i: usize| u32::try_from(i).expect("arena pages fit in u32");
+        Ok(Some(PageRun {
+            first: PageId(id(first)),
+            count: id(last - first + 1),
+        }))
     }
 
     /// A snapshot of the statistics.
@@ -487,11 +583,46 @@ impl GhostMem {
     }
 }
 
+/// A pin on a range of ghost memory (from [`GhostMem::pin`]): while it lives, the range's pages
+/// are resident and never evicted. Dropping it unpins them.
+#[must_use = "the range is unpinned when the guard is dropped"]
+#[derive(Debug)]
+pub struct PinGuard<'a> {
+    gm: &'a GhostMem,
+    ptr: usize,
+    len: usize,
+}
+
+impl PinGuard<'_> {
+    /// Keep the pin without the guard: returns the range, to be passed to [`GhostMem::unpin`]
+    /// later (what the C API does).
+    pub fn into_raw(self) -> (*const u8, usize) {
+        let range = (std::ptr::with_exposed_provenance(self.ptr), self.len);
+        std::mem::forget(self);
+        range
+    }
+}
+
+impl Drop for PinGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self
+            .gm
+            .unpin(std::ptr::with_exposed_provenance(self.ptr), self.len)
+        {
+            // Only when the memory was freed while pinned (its pins went with it).
+            tracing::debug!(error = %e, "unpin on guard drop refused");
+        }
+    }
+}
+
 impl Drop for GhostMem {
     fn drop(&mut self) {
         let _engine = EngineGuard::enter();
         if let Some(evictor) = self.inner.evictor.take() {
             evictor.stop(&self.inner.pager);
+        }
+        if let Some(server) = self.inner.fault_server.take() {
+            server.stop(&self.inner.pager);
         }
         registry::unregister(self.inner.slot);
     }
@@ -532,6 +663,80 @@ impl Evictor {
         pager.wake_evictor();
         if self.thread.join().is_err() {
             tracing::error!("the background evictor thread panicked");
+        }
+    }
+}
+
+/// Kernel access: the thread that reads the instance's userfaultfd and runs the fault path for
+/// every fault, user or kernel (see `sys/linux/uffd.rs`, thread mode). Without it no fault of
+/// the instance would ever be served, so failing to start it fails instance creation.
+///
+/// A bare `pthread`, not a `std::thread`: std's thread start-up allocates (the thread's name)
+/// before the closure can mark the thread as engine code, and under [`crate::GhostGlobal`] that
+/// allocation would be ghost memory, whose fault only this thread can serve.
+struct FaultServer {
+    stop: Arc<AtomicBool>,
+    thread: libc::pthread_t,
+}
+
+/// What the fault handler thread owns.
+struct ServerArgs {
+    pager: Arc<Pager>,
+    stop: Arc<AtomicBool>,
+}
+
+extern "C" fn fault_server_main(arg: *mut std::ffi::c_void) -> *mut std::ffi::c_void {
+    // Engine code from its first instruction: its allocations bypass GhostGlobal. Every signal
+    // is blocked (inherited from `FaultServer::start`): it takes the pager lock.
+    let _engine = EngineGuard::enter();
+    // SAFETY: `arg` is the `Box<ServerArgs>` that `start` leaked for this thread alone.
+    let args = unsafe { Box::from_raw(arg.cast::<ServerArgs>()) };
+    args.pager.serve_faults(&args.stop);
+    drop(args);
+    std::ptr::null_mut()
+}
+
+impl FaultServer {
+    fn start(pager: &Arc<Pager>) -> Result<FaultServer, Error> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let args = Box::into_raw(Box::new(ServerArgs {
+            pager: Arc::clone(pager),
+            stop: Arc::clone(&stop),
+        }));
+        // The new thread inherits this thread's signal mask: all blocked from its start.
+        let blocked = sys::SignalsBlocked::new();
+        let mut thread = std::mem::MaybeUninit::<libc::pthread_t>::uninit();
+        // SAFETY: `thread` is written on success; default attributes; `fault_server_main`
+        // takes ownership of `args` if and only if the thread is created.
+        let rc = unsafe {
+            libc::pthread_create(
+                thread.as_mut_ptr(),
+                std::ptr::null(),
+                fault_server_main,
+                args.cast(),
+            )
+        };
+        drop(blocked);
+        if rc != 0 {
+            // SAFETY: the thread was not created, so `args` is still ours.
+            drop(unsafe { Box::from_raw(args) });
+            return Err(Error::Sys {
+                op: "starting the kernel-access fault handler thread (pthread_create)",
+                source: std::io::Error::from_raw_os_error(rc),
+            });
+        }
+        // SAFETY: pthread_create succeeded and wrote the thread id.
+        let thread = unsafe { thread.assume_init() };
+        Ok(FaultServer { stop, thread })
+    }
+
+    fn stop(self, pager: &Pager) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        pager.stop_fault_server();
+        // SAFETY: a thread we created, joined once.
+        let rc = unsafe { libc::pthread_join(self.thread, std::ptr::null_mut()) };
+        if rc != 0 {
+            tracing::error!(errno = rc, "joining the fault handler thread failed");
         }
     }
 }

@@ -19,9 +19,9 @@ pub use config::{
     BACKEND_ENV, Config, ConfigBuilder, DEFAULT_ADDRESS_SPACE, DEFAULT_MAX_MEMORY_PAGES,
     MAX_PAGES_ENV, MIN_MAX_MEMORY_PAGES, default_max_memory_pages,
 };
-pub use error::{ConfigError, Error, FreeError};
+pub use error::{ConfigError, Error, FreeError, PinError};
 pub use global::GhostGlobal;
-pub use instance::GhostMem;
+pub use instance::{GhostMem, PinGuard};
 pub use page::{PageId, page_size};
 pub use stats::Stats;
 pub use sys::FaultBackend;

@@ -124,59 +124,9 @@ fn memory_moves_between_threads() {
     assert!(s.resident_pages <= BUDGET, "{s:?}");
 }
 
-/// Ordinary std I/O: the kernel reads from and writes into heap buffers (ghost memory here),
-/// fresh, resident or evicted. A global allocator must not make `std::fs` fail.
-#[test]
-#[ignore = "needs the userfaultfd backend: the kernel gets EFAULT on heap pages that are not resident"]
-fn std_file_io_through_heap_buffers_works() {
-    let dir = std::env::temp_dir().join(format!("ghostmem-global-io-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("data.txt");
-    let text: String = (0..40_000).map(|i| format!("line {i:06}\n")).collect();
-    // Push the text's pages out with other allocations.
-    let filler: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 64 << 10]).collect();
-    let written = std::fs::write(&path, &text);
-    let read = std::fs::read_to_string(&path);
-    std::fs::remove_dir_all(&dir).ok();
-    drop(filler);
-    written.expect("std::fs::write from a heap buffer");
-    let read = read.expect("std::fs::read_to_string into a heap buffer");
-    assert!(read == text, "file contents differ after a round trip");
-}
-
-#[test]
-#[ignore = "needs the userfaultfd backend: spawning reads argv from heap pages, EFAULT when not resident"]
-fn stack_overflow_is_still_reported_with_the_global_allocator() {
-    if std::env::var_os("GHOSTMEM_TEST_GLOBAL_OVERFLOW").is_some() {
-        // Child: use the heap (ghost memory), then overflow a thread's stack.
-        let v: Vec<u64> = (0..1 << 18).collect();
-        assert_eq!(v[1000], 1000);
-        std::thread::spawn(|| recurse(0)).join().ok();
-        return;
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "stack_overflow_is_still_reported_with_the_global_allocator",
-            "--exact",
-            "--include-ignored",
-            "--nocapture",
-        ])
-        .env("GHOSTMEM_TEST_GLOBAL_OVERFLOW", "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && stderr.contains("has overflowed its stack"),
-        "status {:?}\n{stderr}",
-        out.status
-    );
-}
-
-#[allow(unconditional_recursion)]
-fn recurse(depth: u64) -> u64 {
-    let frame = std::hint::black_box([depth; 32]);
-    recurse(depth + 1).wrapping_add(frame[(depth % 32) as usize])
-}
+// `std::fs` and `Command::output` through heap buffers: see `global_allocator_kernel.rs`,
+// which runs them with kernel access (without it the kernel gets `EFAULT` on heap pages that
+// are not resident).
 
 #[test]
 fn realloc_does_not_move_when_the_class_allows() {

@@ -96,7 +96,7 @@ impl Pager {
             let st = &mut *st;
             while batch.len() < want.min(BATCH) {
                 let table = &st.table;
-                let Some((frame, victim)) = st.clock.victim(|p| table.is_resident(p)) else {
+                let Some((frame, victim)) = st.clock.victim(|p| table.is_evictable(p)) else {
                     break;
                 };
                 st.table.set(victim, Entry::Evicting);

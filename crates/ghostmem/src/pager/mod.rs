@@ -16,6 +16,7 @@
 mod clock;
 mod evict;
 mod evictor;
+mod pin;
 mod restore;
 mod scratch;
 mod table;
@@ -84,6 +85,8 @@ struct State {
     high_water: usize,
     /// Faults between their plan and their commit (pages `Restoring` or `Evicting`).
     in_flight: usize,
+    /// Pages with a pin count above zero (see [`pin`]).
+    pinned: usize,
 }
 
 /// Where an arena lies in the address space.
@@ -144,7 +147,8 @@ impl Pager {
             len: arena.len(),
         };
         let signal = match backend.kind() {
-            BackendKind::Userfaultfd => FaultSignal::Userfault,
+            // The thread mode's handler thread reports its faults as userfaultfd's.
+            BackendKind::Userfaultfd | BackendKind::UserfaultfdThread => FaultSignal::Userfault,
             BackendKind::Mprotect => FaultSignal::Protection,
         };
         Ok(Pager {
@@ -155,6 +159,7 @@ impl Pager {
                 compress,
                 high_water: 0,
                 in_flight: 0,
+                pinned: 0,
             }),
             scratches: Scratches::new(page_size(), codec)?,
             arena,
@@ -170,6 +175,18 @@ impl Pager {
     /// Wake the background evictor now (to stop it, or after the budget changed).
     pub fn wake_evictor(&self) {
         self.wakeup.wake_now();
+    }
+
+    /// Kernel access: serve the backend's faults on this thread until `stop` is set and
+    /// [`Pager::stop_fault_server`] called. Every signal must be blocked on this thread.
+    pub fn serve_faults(&self, stop: &std::sync::atomic::AtomicBool) {
+        self.backend
+            .serve_faults(stop, &|page| self.fault(page, self.signal));
+    }
+
+    /// Make [`Pager::serve_faults`] return (after its `stop` flag was set).
+    pub fn stop_fault_server(&self) {
+        self.backend.stop_serving();
     }
 
     /// Which fault backend this pager uses.
@@ -201,17 +218,27 @@ impl Pager {
         }
     }
 
-    /// Change the budget of a live pager. Shrinking evicts the coldest pages first; resident
-    /// pages keep their CLOCK order and reference bits.
-    pub fn set_budget(&self, budget: usize) -> Result<(), Failure> {
+    /// Change the budget of a live pager. Shrinking evicts the coldest unpinned pages first;
+    /// resident pages keep their CLOCK order, reference bits and pins. A budget that would
+    /// leave fewer than two unpinned frames is refused.
+    pub fn set_budget(&self, budget: usize) -> Result<(), crate::Error> {
         let mut q = self.lock_quiet();
         let Quiet { st, scratch, .. } = &mut q;
         let st = &mut **st;
+        if st.pinned > 0 && st.pinned + pin::MIN_UNPINNED > budget {
+            return Err(crate::error::PinError::BudgetBelowPins {
+                budget,
+                pinned: st.pinned,
+                min_unpinned: pin::MIN_UNPINNED,
+            }
+            .into());
+        }
         while st.clock.resident() > budget {
+            let table = &st.table;
             let (frame, victim) = st
                 .clock
-                .victim(|_| true)
-                .expect("with no fault in progress every page is evictable");
+                .victim(|p| table.is_evictable(p))
+                .expect("with no fault in progress every unpinned page is evictable");
             self.evict_locked(st, &mut scratch.work, victim)?;
             st.clock.vacate(frame);
         }
@@ -357,6 +384,10 @@ impl Pager {
         };
         let st = &mut *st;
         for page in run.pages() {
+            if st.table.pins(page) > 0 {
+                // The pins go with the memory (see `pin`).
+                st.pinned -= 1;
+            }
             let entry = st.table.get(page);
             match entry {
                 Entry::Resident { frame } => {

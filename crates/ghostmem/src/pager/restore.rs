@@ -163,7 +163,7 @@ impl Pager {
             None => {
                 self.maybe_wake_evictor(0);
                 let table = &st.table;
-                let Some((frame, first)) = st.clock.victim(|p| table.is_resident(p)) else {
+                let Some((frame, first)) = st.clock.victim(|p| table.is_evictable(p)) else {
                     return Err(Step::Wait(Some(self.settled.current())));
                 };
                 victims[0] = Victim {
@@ -172,10 +172,10 @@ impl Pager {
                     entry: None,
                 };
                 evicting = 1;
-                // Its resident, unreferenced neighbours after it go in the same run.
+                // Its resident, unpinned, unreferenced neighbours after it go in the same run.
                 while evicting < CLUSTER {
                     let next = PageId(first.0 + u32::try_from(evicting).expect("small"));
-                    if next.index() >= st.high_water {
+                    if next.index() >= st.high_water || !st.table.is_evictable(next) {
                         break;
                     }
                     match st.table.get(next) {

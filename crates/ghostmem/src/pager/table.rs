@@ -23,7 +23,9 @@ use crate::store::BlockRef;
 /// A CLOCK frame: one of the budget's places for a resident page.
 pub(super) type Frame = u32;
 
-/// A page's state. Stored in two words per page.
+/// A page's state. Stored in two words per page. A resident page's second word holds its pin
+/// count ([`Table::pins`]), which [`Table::set`] keeps when a resident page moves to another
+/// frame and clears on every other change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Entry {
     /// Not part of any allocation.
@@ -118,7 +120,36 @@ impl Table {
     }
 
     pub fn set(&mut self, page: PageId, e: Entry) {
-        self.entries[page.index()] = e.encode();
+        let pins = match e {
+            Entry::Resident { .. } => self.pins(page),
+            _ => 0,
+        };
+        let mut words = e.encode();
+        if pins != 0 {
+            words[1] = u64::from(pins);
+        }
+        self.entries[page.index()] = words;
+    }
+
+    /// How many pins hold the page resident (0 for a page that is not resident).
+    pub fn pins(&self, page: PageId) -> u32 {
+        let [w0, w1] = self.entries[page.index()];
+        if w0 & 0xff == K_RESIDENT {
+            u32::try_from(w1).unwrap_or(u32::MAX)
+        } else {
+            0
+        }
+    }
+
+    /// Set the pin count of a resident page.
+    pub fn set_pins(&mut self, page: PageId, pins: u32) {
+        debug_assert!(self.is_resident(page), "only resident pages are pinned");
+        self.entries[page.index()][1] = u64::from(pins);
+    }
+
+    /// Whether CLOCK may evict the page: resident and not pinned.
+    pub fn is_evictable(&self, page: PageId) -> bool {
+        self.is_resident(page) && self.pins(page) == 0
     }
 
     pub fn is_resident(&self, page: PageId) -> bool {
@@ -175,5 +206,22 @@ mod tests {
         t.set(PageId(2), Entry::Resident { frame: 1 });
         assert!(t.is_resident(PageId(2)));
         assert!(!t.is_resident(PageId(1)));
+    }
+
+    #[test]
+    fn pins_survive_a_move_to_another_frame_and_nothing_else() {
+        let mut t = Table::new(2);
+        t.set(PageId(0), Entry::Resident { frame: 1 });
+        assert!(t.is_evictable(PageId(0)));
+        t.set_pins(PageId(0), 3);
+        assert!(!t.is_evictable(PageId(0)));
+        t.set(PageId(0), Entry::Resident { frame: 0 });
+        assert_eq!(t.pins(PageId(0)), 3);
+        assert_eq!(t.get(PageId(0)), Entry::Resident { frame: 0 });
+        t.set(PageId(0), Entry::Free);
+        assert_eq!(t.pins(PageId(0)), 0);
+        t.set(PageId(0), Entry::Resident { frame: 0 });
+        assert_eq!(t.pins(PageId(0)), 0);
+        assert!(!t.is_evictable(PageId(1)));
     }
 }

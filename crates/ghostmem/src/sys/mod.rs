@@ -3,8 +3,9 @@
 //! way to block signals around critical sections, and a fault handler installed with a
 //! decision function ([`install_fault_handler`]), which names nothing above this module.
 //!
-//! Only Linux is implemented, with two backends: userfaultfd in SIGBUS mode (the default where
-//! the kernel allows it) and `mprotect` + SIGSEGV (the fallback).
+//! Only Linux is implemented, with three backends: userfaultfd in SIGBUS mode (the default
+//! where the kernel allows it), `mprotect` + SIGSEGV (the fallback), and userfaultfd served by
+//! a handler thread (kernel access, where the system allows it; see `linux/uffd.rs`).
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -14,7 +15,7 @@ pub(crate) use linux::*;
 #[cfg(not(target_os = "linux"))]
 compile_error!("ghostmem supports Linux only for now");
 
-use crate::page::PageRun;
+use crate::page::{PageId, PageRun};
 
 /// How page faults on ghost memory are delivered and resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,6 +28,12 @@ pub enum FaultBackend {
     /// `mprotect(2)` and SIGSEGV: works everywhere; slower, serializes faults on the process's
     /// mmap lock, and the budget is capped by `vm.max_map_count`.
     Mprotect,
+    /// `userfaultfd(2)` whose faults, taken in user mode or inside a system call, are served
+    /// by a handler thread: system calls may touch ghost pages that are not resident (kernel
+    /// access, [`crate::ConfigBuilder::kernel_access`]). Slower per fault (a thread switch) and
+    /// serial; needs `CAP_SYS_PTRACE`, `vm.unprivileged_userfaultfd = 1`, or access to
+    /// `/dev/userfaultfd`.
+    UserfaultfdThread,
 }
 
 impl FaultBackend {
@@ -35,14 +42,17 @@ impl FaultBackend {
         match self {
             FaultBackend::Userfaultfd => "userfaultfd",
             FaultBackend::Mprotect => "mprotect",
+            FaultBackend::UserfaultfdThread => "userfaultfd-thread",
         }
     }
 
-    /// The number statistics and the C ABI use: 1 userfaultfd, 2 mprotect.
+    /// The number statistics and the C ABI use: 1 userfaultfd, 2 mprotect, 3
+    /// userfaultfd-thread (kernel access).
     pub fn code(self) -> u64 {
         match self {
             FaultBackend::Userfaultfd => 1,
             FaultBackend::Mprotect => 2,
+            FaultBackend::UserfaultfdThread => 3,
         }
     }
 
@@ -51,6 +61,7 @@ impl FaultBackend {
         match code {
             1 => Some(FaultBackend::Userfaultfd),
             2 => Some(FaultBackend::Mprotect),
+            3 => Some(FaultBackend::UserfaultfdThread),
             _ => None,
         }
     }
@@ -60,6 +71,7 @@ impl FaultBackend {
         match name {
             "userfaultfd" => Some(FaultBackend::Userfaultfd),
             "mprotect" => Some(FaultBackend::Mprotect),
+            "userfaultfd-thread" => Some(FaultBackend::UserfaultfdThread),
             _ => None,
         }
     }
@@ -129,4 +141,17 @@ pub(crate) trait Backend: Send + Sync {
     /// Pages the heap freed: free their memory; any later touch raises a fault, which the
     /// pager passes on as not ours.
     fn release(&self, run: PageRun) -> rustix::io::Result<()>;
+    /// Backends whose faults a thread reads (kernel access): serve them, calling `fault` for
+    /// each faulting page, until `stop` is set and [`Backend::stop_serving`] called. This runs
+    /// on the instance's handler thread with every signal blocked; `fault` is the pager's fault
+    /// path. Other backends return at once.
+    fn serve_faults(
+        &self,
+        stop: &std::sync::atomic::AtomicBool,
+        fault: &dyn Fn(PageId) -> Outcome,
+    ) {
+        let _ = (stop, fault);
+    }
+    /// Make [`Backend::serve_faults`] look at its `stop` flag now.
+    fn stop_serving(&self) {}
 }

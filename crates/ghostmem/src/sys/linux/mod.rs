@@ -9,7 +9,9 @@ mod uffd;
 mod wakeup;
 
 pub(crate) use arena::Arena;
-pub(crate) use signals::{SignalsBlocked, fatal, install_fault_handler, segv_is_default};
+pub(crate) use signals::{
+    SignalsBlocked, fatal, fatal_fault, install_fault_handler, segv_is_default,
+};
 pub(crate) use stack::FaultStack;
 pub(crate) use wakeup::{Epoch, Wakeup};
 
@@ -34,6 +36,9 @@ pub(crate) fn open_backend(
     match choice {
         Some(FaultBackend::Mprotect) => Ok(Box::new(mprotect::Mprotect::new(len)?)),
         Some(FaultBackend::Userfaultfd) => Ok(Box::new(uffd::Userfaultfd::new(len)?)),
+        Some(FaultBackend::UserfaultfdThread) => {
+            Ok(Box::new(uffd::Userfaultfd::new_thread_mode(len)?))
+        }
         None => match uffd::Userfaultfd::try_new(len) {
             Ok(b) => Ok(Box::new(b)),
             Err(why) => {

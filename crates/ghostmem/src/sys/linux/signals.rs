@@ -235,7 +235,7 @@ fn fmt_num(mut n: u64, radix: u64, buf: &mut [u8; 24]) -> &[u8] {
     }
 }
 
-fn fatal_fault(addr: usize, what: &'static str, errno: i32) -> ! {
+pub(crate) fn fatal_fault(addr: usize, what: &'static str, errno: i32) -> ! {
     let mut b = [0u8; 24];
     let page = addr & !(crate::page::page_size() - 1);
     write_stderr(b"ghostmem: fatal: ghost page 0x");

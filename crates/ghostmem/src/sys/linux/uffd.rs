@@ -18,13 +18,31 @@
 //!
 //! Limits: a system call that touches a hole fails with `EFAULT` (user-mode-only and SIGBUS
 //! mode never serve faults taken inside the kernel), as with the signal backend.
+//!
+//! **Thread mode** (kernel access, [`crate::FaultBackend::UserfaultfdThread`]): the descriptor
+//! is created without `UFFD_USER_MODE_ONLY` and without SIGBUS mode, so the kernel queues every
+//! fault on the arena, taken in user mode or inside a system call, as a message on it, and the
+//! faulting thread sleeps. One handler thread per instance reads the messages
+//! ([`Userfaultfd::serve`]), runs the pager's fault path for each (the same one a signal
+//! handler runs, with every signal blocked), whose `UFFDIO_COPY`/`UFFDIO_ZEROPAGE` wakes the
+//! sleeper; then it wakes the page's waiters once more (`UFFDIO_WAKE`) for faults that found
+//! the page resident already. The kernel allows such a descriptor only with `CAP_SYS_PTRACE`,
+//! with `vm.unprivileged_userfaultfd = 1`, or through `/dev/userfaultfd` (Linux 6.1+).
+//!
+//! ```text
+//!   thread T: touch / read(2) into a hole ──▶ kernel queues a message, T sleeps
+//!   handler:  read msg ──▶ pager fault path ──▶ UFFDIO_COPY (wakes T) ──▶ UFFDIO_WAKE
+//!             no message: spin up to `spin`, then poll(uffd, stop eventfd)
+//! ```
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::time::{Duration, Instant};
 
 use super::arena::Arena;
-use crate::page::PageRun;
-use crate::sys::{Backend, BackendKind};
+use crate::page::{PageId, PageRun, page_size};
+use crate::sys::{Backend, BackendKind, Outcome};
 
 // <linux/userfaultfd.h>; the `libc` crate does not define the userfaultfd ioctls.
 const UFFD_API: u64 = 0xaa;
@@ -41,6 +59,28 @@ const UFFDIO_REGISTER: libc::c_ulong = 0xc020_aa00;
 const UFFDIO_COPY: libc::c_ulong = 0xc028_aa03;
 const UFFDIO_ZEROPAGE: libc::c_ulong = 0xc020_aa04;
 const UFFDIO_WRITEPROTECT: libc::c_ulong = 0xc018_aa06;
+const UFFDIO_WAKE: libc::c_ulong = 0x8010_aa02;
+/// `/dev/userfaultfd`'s ioctl that returns a new userfaultfd (Linux 6.1+).
+const USERFAULTFD_IOC_NEW: libc::c_ulong = 0xaa00;
+const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
+
+/// `struct uffd_msg` as a page fault fills it.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct UffdMsg {
+    event: u8,
+    reserved1: u8,
+    reserved2: u16,
+    reserved3: u32,
+    flags: u64,
+    address: u64,
+    ptid: u64,
+}
+
+/// How long the handler thread spins on an empty queue before it blocks in `poll` (thread
+/// mode). Set by `GHOSTMEM_UFFD_SPIN_US` (microseconds; 0 blocks at once).
+pub(crate) const SPIN_ENV: &str = "GHOSTMEM_UFFD_SPIN_US";
+const DEFAULT_SPIN: Duration = Duration::from_micros(10);
 
 #[repr(C)]
 struct UffdioApi {
@@ -96,6 +136,51 @@ pub(crate) struct Unavailable {
 pub(crate) struct Userfaultfd {
     arena: Arena,
     uffd: OwnedFd,
+    /// Thread mode: what stops the handler thread, and how long it spins.
+    thread: Option<ThreadMode>,
+}
+
+struct ThreadMode {
+    stop: OwnedFd,
+    spin: Duration,
+}
+
+/// Why a userfaultfd that serves kernel faults could not be created.
+#[derive(Debug)]
+pub(crate) struct KernelAccessRefused {
+    pub syscall: io::Error,
+    pub device: io::Error,
+}
+
+/// Create a userfaultfd without `UFFD_USER_MODE_ONLY`: the system call, else the device.
+fn kernel_uffd() -> Result<OwnedFd, KernelAccessRefused> {
+    let flags = libc::O_CLOEXEC | libc::O_NONBLOCK;
+    // SAFETY: userfaultfd(2) takes only flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) };
+    if fd >= 0 {
+        let fd = i32::try_from(fd).expect("descriptors fit in i32");
+        // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+        return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    let syscall = last_error();
+    let device = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/userfaultfd")
+    {
+        Err(e) => e,
+        Ok(dev) => {
+            // SAFETY: USERFAULTFD_IOC_NEW takes the flags as its argument and returns a new
+            // descriptor or -1.
+            let fd = unsafe { libc::ioctl(dev.as_raw_fd(), USERFAULTFD_IOC_NEW, flags) };
+            if fd >= 0 {
+                // SAFETY: as above.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+            last_error()
+        }
+    };
+    Err(KernelAccessRefused { syscall, device })
 }
 
 fn last_error() -> io::Error {
@@ -127,10 +212,49 @@ impl Userfaultfd {
         let fd = i32::try_from(fd).map_err(|_| fail("userfaultfd")(io::Error::other("bad fd")))?;
         // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
         let uffd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Self::set_up(uffd, len, None)
+    }
+
+    /// Thread mode (kernel access): reserve `len` bytes and register them with a userfaultfd
+    /// that serves faults taken inside the kernel too. Its faults wait for [`Self::serve`].
+    pub fn new_thread_mode(len: usize) -> Result<Userfaultfd, crate::Error> {
+        let uffd = kernel_uffd().map_err(|r| crate::Error::KernelAccess {
+            syscall: r.syscall,
+            device: r.device,
+        })?;
+        // SAFETY: eventfd(2) takes an initial value and flags; returns a descriptor or -1.
+        let stop = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if stop < 0 {
+            return Err(crate::Error::Sys {
+                op: "eventfd",
+                source: last_error(),
+            });
+        }
+        // SAFETY: `stop` was just returned by the kernel and is owned by nobody else.
+        let stop = unsafe { OwnedFd::from_raw_fd(stop) };
+        let spin = std::env::var(SPIN_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map_or(DEFAULT_SPIN, Duration::from_micros);
+        Self::set_up(uffd, len, Some(ThreadMode { stop, spin })).map_err(|u| crate::Error::Sys {
+            op: u.step,
+            source: u.source,
+        })
+    }
+
+    fn set_up(
+        uffd: OwnedFd,
+        len: usize,
+        thread: Option<ThreadMode>,
+    ) -> Result<Userfaultfd, Unavailable> {
+        let fail = |step| move |source| Unavailable { step, source };
         let mut api = UffdioApi {
             api: UFFD_API,
-            features: UFFD_FEATURE_SIGBUS
-                | UFFD_FEATURE_MISSING_SHMEM
+            features: if thread.is_some() {
+                0
+            } else {
+                UFFD_FEATURE_SIGBUS
+            } | UFFD_FEATURE_MISSING_SHMEM
                 | UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
             ioctls: 0,
         };
@@ -159,7 +283,127 @@ impl Userfaultfd {
                 last_error(),
             ));
         }
-        Ok(Userfaultfd { arena, uffd })
+        Ok(Userfaultfd {
+            arena,
+            uffd,
+            thread,
+        })
+    }
+
+    /// Wake the threads waiting on `page` (their fault is resolved).
+    fn wake(&self, page: PageId) -> rustix::io::Result<()> {
+        let mut range = self.range(PageRun {
+            first: page,
+            count: 1,
+        });
+        // SAFETY: UFFDIO_WAKE reads a `struct uffdio_range` over our range.
+        if unsafe { libc::ioctl(self.uffd.as_raw_fd(), UFFDIO_WAKE, &raw mut range) } == 0 {
+            return Ok(());
+        }
+        Err(rustix::io::Errno::from_io_error(&last_error()).unwrap_or(rustix::io::Errno::IO))
+    }
+
+    /// Thread mode: read fault messages and resolve each with `fault` until [`Self::stop`].
+    /// Runs on the instance's handler thread, every signal blocked. A fault that cannot be
+    /// resolved is fatal (its thread could never continue): reported, then abort.
+    fn serve(&self, stop: &AtomicBool, fault: &dyn Fn(PageId) -> Outcome) {
+        let Some(mode) = &self.thread else {
+            return;
+        };
+        let mut msgs = [UffdMsg::default(); 16];
+        let mut idle_since: Option<Instant> = None;
+        while !stop.load(SeqCst) {
+            // SAFETY: read(2) into `msgs`, a buffer of that many bytes.
+            let n = unsafe {
+                libc::read(
+                    self.uffd.as_raw_fd(),
+                    msgs.as_mut_ptr().cast(),
+                    std::mem::size_of_val(&msgs),
+                )
+            };
+            if n > 0 {
+                idle_since = None;
+                let count = n.unsigned_abs() / std::mem::size_of::<UffdMsg>();
+                for msg in &msgs[..count] {
+                    if msg.event == UFFD_EVENT_PAGEFAULT {
+                        self.resolve(msg.address, fault);
+                    }
+                }
+                continue;
+            }
+            let e = last_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) => {}
+                Some(libc::EINTR) => continue,
+                _ => {
+                    super::fatal_fault(0, "reading the userfaultfd", e.raw_os_error().unwrap_or(0))
+                }
+            }
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < mode.spin {
+                std::hint::spin_loop();
+                continue;
+            }
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.uffd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: mode.stop.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: poll(2) on two valid descriptors described by `fds`.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if rc < 0 && last_error().raw_os_error() != Some(libc::EINTR) {
+                super::fatal_fault(
+                    0,
+                    "poll on the userfaultfd",
+                    last_error().raw_os_error().unwrap_or(0),
+                );
+            }
+            idle_since = None;
+        }
+    }
+
+    fn resolve(&self, address: u64, fault: &dyn Fn(PageId) -> Outcome) {
+        let addr = usize::try_from(address).expect("addresses fit in usize");
+        let base = self.arena.base();
+        let page =
+            PageId(u32::try_from((addr - base) / page_size()).expect("arena pages fit in u32"));
+        match fault(page) {
+            Outcome::Handled => {
+                if let Err(e) = self.wake(page) {
+                    super::fatal_fault(
+                        addr,
+                        "waking the faulting thread (UFFDIO_WAKE)",
+                        e.raw_os_error(),
+                    );
+                }
+            }
+            Outcome::Invalid | Outcome::NotOurs => super::fatal_fault(
+                addr,
+                "serving an access to ghost memory that is not allocated (freed, or never allocated) in kernel-access mode: accessing it",
+                0,
+            ),
+            Outcome::Fatal { what, errno } => super::fatal_fault(addr, what, errno),
+        }
+    }
+
+    /// Thread mode: make [`Self::serve`] return (with its `stop` flag set).
+    fn wake_server(&self) {
+        if let Some(mode) = &self.thread {
+            let one: u64 = 1;
+            // SAFETY: write(2) of eight bytes to our eventfd.
+            let n = unsafe { libc::write(mode.stop.as_raw_fd(), (&raw const one).cast(), 8) };
+            // EAGAIN: the counter is full, so the server is woken anyway.
+            if n != 8 && last_error().raw_os_error() != Some(libc::EAGAIN) {
+                tracing::error!(error = %last_error(), "waking the fault handler thread failed");
+            }
+        }
     }
 
     fn range(&self, run: PageRun) -> UffdioRange {
@@ -197,7 +441,19 @@ impl Userfaultfd {
 
 impl Backend for Userfaultfd {
     fn kind(&self) -> BackendKind {
-        BackendKind::Userfaultfd
+        if self.thread.is_some() {
+            BackendKind::UserfaultfdThread
+        } else {
+            BackendKind::Userfaultfd
+        }
+    }
+
+    fn serve_faults(&self, stop: &AtomicBool, fault: &dyn Fn(PageId) -> Outcome) {
+        self.serve(stop, fault);
+    }
+
+    fn stop_serving(&self) {
+        self.wake_server();
     }
 
     fn arena(&self) -> &Arena {
