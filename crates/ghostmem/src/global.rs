@@ -100,6 +100,12 @@ impl GhostGlobal {
             .map(GhostMem::stats)
     }
 
+    /// The instance, once it exists: for pinning heap buffers before a system call
+    /// ([`GhostMem::pin_slice`]) or reading its configuration.
+    pub fn ghost(&self) -> Option<&GhostMem> {
+        self.instance.get().and_then(Option::as_ref)
+    }
+
     fn owner(&self, ptr: *mut u8) -> Option<&GhostMem> {
         self.instance
             .get()
