@@ -30,7 +30,9 @@ fn pattern(i: usize) -> u8 {
     (i.wrapping_mul(29) ^ (i >> 10)) as u8
 }
 
-/// Fill `pages` pages, then touch `2 * BUDGET` other pages so that all of them are evicted.
+/// Fill `pages` pages, then touch `2 * BUDGET` other pages, four times over, so that all of them
+/// are evicted (a page the handler thread saw fault twice is marked referenced, and a fault
+/// evicts its victim's neighbours with it, so CLOCK's hand may need several sweeps).
 fn evicted_buffer(g: &GhostMem, pages: usize) -> (*mut u8, usize) {
     let page = page_size();
     let len = pages * page;
@@ -40,7 +42,7 @@ fn evicted_buffer(g: &GhostMem, pages: usize) -> (*mut u8, usize) {
         unsafe { buf.add(i).write(pattern(i)) };
     }
     let filler = g.alloc_raw(2 * BUDGET * page).unwrap().as_ptr();
-    for round in 0..2 {
+    for round in 0..4 {
         for p in 0..2 * BUDGET {
             // SAFETY: inside the allocation.
             unsafe { filler.add(p * page).write(round) };
