@@ -947,4 +947,20 @@ mod tests {
             assert!(matches!(r, Err(_) | Ok(Err(StoreError::Corrupt))));
         }
     }
+
+    #[test]
+    fn regions_double_after_the_first() {
+        let mut s = MemoryStore::new(PAGE);
+        // Class 0: 64-byte slots, 64 to a one-page chunk, 16 chunks in the first region.
+        let blocks: Vec<BlockRef> = (0..64 * 17).map(|i| put(&mut s, byte(i), 64)).collect();
+        assert_eq!(s.compaction_stats().chunks, 17);
+        assert_eq!(
+            s.compaction_stats().address_space_bytes,
+            (16 + 32) * PAGE as u64,
+            "the 17th chunk opens a region twice the first"
+        );
+        for (i, &b) in blocks.iter().enumerate() {
+            check(&mut s, b, byte(i), 64);
+        }
+    }
 }
