@@ -797,4 +797,22 @@ mod tests {
             "aligned to the address, not the index"
         );
     }
+
+    #[test]
+    fn a_full_slab_has_no_slot_past_its_last() {
+        // A class whose slab's slots do not fill its last bitmap word (class 128 on 4 KiB
+        // pages: 32 slots in one page).
+        let class = (0..classes().len())
+            .find(|&c| classes()[c].slab_pages > 0 && classes()[c].slots % 64 != 0)
+            .expect("such a class exists on every page size");
+        let mut slab = Slab::new(u8::try_from(class).unwrap());
+        let capacity = slab.capacity();
+        let taken: Vec<usize> = std::iter::from_fn(|| slab.take()).collect();
+        assert_eq!(taken, (0..capacity).collect::<Vec<_>>());
+        assert!(slab.is_full());
+        slab.put(3);
+        assert!(!slab.is_used(3) && slab.is_used(4));
+        assert_eq!(slab.take(), Some(3));
+        assert_eq!(slab.take(), None);
+    }
 }
