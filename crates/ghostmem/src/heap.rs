@@ -815,4 +815,19 @@ mod tests {
         assert_eq!(slab.take(), Some(3));
         assert_eq!(slab.take(), None);
     }
+
+    #[test]
+    fn only_page_runs_are_zeroed_on_allocation() {
+        let page = page_size();
+        assert!(
+            Heap::zeroed_on_alloc(page, 16),
+            "a whole page is a fresh run"
+        );
+        assert!(Heap::zeroed_on_alloc(SMALL_MAX + 1, 16));
+        assert!(
+            Heap::zeroed_on_alloc(16, 2 * page),
+            "aligned above the page: a run"
+        );
+        assert!(!Heap::zeroed_on_alloc(100, 16), "a slot may hold old bytes");
+    }
 }
