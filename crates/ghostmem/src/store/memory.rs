@@ -952,7 +952,14 @@ mod tests {
     fn regions_double_after_the_first() {
         let mut s = MemoryStore::new(PAGE);
         // Class 0: 64-byte slots, 64 to a one-page chunk, 16 chunks in the first region.
-        let blocks: Vec<BlockRef> = (0..64 * 17).map(|i| put(&mut s, byte(i), 64)).collect();
+        let mut blocks: Vec<BlockRef> = (0..64 * 16).map(|i| put(&mut s, byte(i), 64)).collect();
+        assert_eq!(s.compaction_stats().chunks, 16);
+        assert_eq!(
+            s.compaction_stats().address_space_bytes,
+            16 * PAGE as u64,
+            "16 chunks fill the first region, to its last byte"
+        );
+        blocks.extend((64 * 16..64 * 17).map(|i| put(&mut s, byte(i), 64)));
         assert_eq!(s.compaction_stats().chunks, 17);
         assert_eq!(
             s.compaction_stats().address_space_bytes,
