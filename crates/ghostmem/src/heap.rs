@@ -830,4 +830,27 @@ mod tests {
         );
         assert!(!Heap::zeroed_on_alloc(100, 16), "a slot may hold old bytes");
     }
+
+    #[test]
+    fn runs_fill_the_arena_exactly() {
+        let mut r = Runs {
+            total: 10,
+            top: 0,
+            by_start: BTreeMap::new(),
+            by_len: BTreeSet::new(),
+        };
+        assert_eq!(r.alloc(4, 1, 0), Some(0));
+        assert_eq!(
+            r.alloc(6, 1, 0),
+            Some(4),
+            "the last page of the arena is usable"
+        );
+        assert_eq!(r.alloc(1, 1, 0), None);
+        r.free(0, 4);
+        assert_eq!(r.alloc(4, 1, 0), Some(0), "a free run that fits exactly");
+        assert!(
+            r.by_start.is_empty() && r.by_len.is_empty(),
+            "no empty runs are kept"
+        );
+    }
 }

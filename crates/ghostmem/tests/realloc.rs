@@ -219,3 +219,21 @@ fn a_run_resized_within_its_pages_stays_put_even_when_boxed_in() {
         g.release(next).unwrap();
     }
 }
+
+#[test]
+fn a_run_may_take_the_whole_arena_and_no_more() {
+    let page = page_size();
+    let g = common::instance_with_space(4, 32 * page);
+    let all = common::alloc(&g, 32 * page);
+    assert!(g.alloc_raw(16).is_err(), "nothing is left");
+    // SAFETY: `all` is a live allocation of 32 pages, not used afterwards.
+    unsafe { common::free(&g, all, 32 * page) };
+    assert!(matches!(
+        g.alloc_raw(32 * page + 1),
+        Err(Error::TooLarge { .. })
+    ));
+    let again = common::alloc(&g, 32 * page);
+    assert_eq!(again, all, "the freed arena is whole again");
+    // SAFETY: as above.
+    unsafe { common::free(&g, again, 32 * page) };
+}
