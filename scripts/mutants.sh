@@ -5,8 +5,10 @@
 #
 # Usage: scripts/mutants.sh FILE... [-- CARGO_TEST_ARGS...]
 #   FILE             a file of crates/ghostmem (repeat for more)
-#   CARGO_TEST_ARGS  what `cargo test -p ghostmem` runs for each mutant (default: --lib, the
-#                    unit tests; pass e.g. `-- --lib --test shadow_model` for more)
+#   CARGO_TEST_ARGS  what `cargo test -p ghostmem` builds and runs for each mutant (default:
+#                    --lib, the unit tests; pass e.g. `-- --lib --test shadow_model` for more)
+#   MUTANTS_ARGS     (environment) more cargo-mutants options, e.g.
+#                    MUTANTS_ARGS="--timeout 30 --shard 0/8 --sharding round-robin"
 # Output: target/mutants/mutants.out (cargo-mutants' logs, outcomes.json, caught.txt,
 # missed.txt, unviable.txt, timeout.txt), and a per-file summary on stdout.
 set -euo pipefail
@@ -29,6 +31,14 @@ if ! cargo mutants --version >/dev/null 2>&1; then
   cargo install --locked cargo-mutants
 fi
 
+# The test arguments go to every cargo command (`--cargo-arg`), so each mutant builds only the
+# test targets that will run, not every integration test of the crate.
+cargo_args=()
+for a in "${test_args[@]}"; do
+  cargo_args+=(--cargo-arg "$a")
+done
+read -r -a extra_args <<<"${MUTANTS_ARGS:-}"
+
 file_args=()
 for f in "${files[@]}"; do
   [ -f "$f" ] || { echo "mutants.sh: no such file: $f" >&2; exit 2; }
@@ -36,10 +46,10 @@ for f in "${files[@]}"; do
 done
 
 echo "cargo mutants $(cargo mutants --version | awk '{print $2}'), $(date -u +%Y-%m-%d)"
-echo "+ cargo mutants --package ghostmem --test-package ghostmem ${file_args[*]} --output target -- ${test_args[*]}"
+echo "+ cargo mutants --package ghostmem --test-package ghostmem ${file_args[*]} --output target --jobs 1 ${cargo_args[*]} ${extra_args[*]}"
 status=0
 cargo mutants --package ghostmem --test-package ghostmem "${file_args[@]}" --output target \
-  --jobs 1 -- "${test_args[@]}" || status=$?
+  --jobs 1 "${cargo_args[@]}" "${extra_args[@]}" || status=$?
 
 # Per file: caught (killed or timed out), missed, unviable, and the caught share of the viable.
 python3 - target/mutants.out/outcomes.json <<'PY'

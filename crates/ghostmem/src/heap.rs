@@ -797,4 +797,60 @@ mod tests {
             "aligned to the address, not the index"
         );
     }
+
+    #[test]
+    fn a_full_slab_has_no_slot_past_its_last() {
+        // A class whose slab's slots do not fill its last bitmap word (class 128 on 4 KiB
+        // pages: 32 slots in one page).
+        let class = (0..classes().len())
+            .find(|&c| classes()[c].slab_pages > 0 && classes()[c].slots % 64 != 0)
+            .expect("such a class exists on every page size");
+        let mut slab = Slab::new(u8::try_from(class).unwrap());
+        let capacity = slab.capacity();
+        let taken: Vec<usize> = std::iter::from_fn(|| slab.take()).collect();
+        assert_eq!(taken, (0..capacity).collect::<Vec<_>>());
+        assert!(slab.is_full());
+        slab.put(3);
+        assert!(!slab.is_used(3) && slab.is_used(4));
+        assert_eq!(slab.take(), Some(3));
+        assert_eq!(slab.take(), None);
+    }
+
+    #[test]
+    fn only_page_runs_are_zeroed_on_allocation() {
+        let page = page_size();
+        assert!(
+            Heap::zeroed_on_alloc(page, 16),
+            "a whole page is a fresh run"
+        );
+        assert!(Heap::zeroed_on_alloc(SMALL_MAX + 1, 16));
+        assert!(
+            Heap::zeroed_on_alloc(16, 2 * page),
+            "aligned above the page: a run"
+        );
+        assert!(!Heap::zeroed_on_alloc(100, 16), "a slot may hold old bytes");
+    }
+
+    #[test]
+    fn runs_fill_the_arena_exactly() {
+        let mut r = Runs {
+            total: 10,
+            top: 0,
+            by_start: BTreeMap::new(),
+            by_len: BTreeSet::new(),
+        };
+        assert_eq!(r.alloc(4, 1, 0), Some(0));
+        assert_eq!(
+            r.alloc(6, 1, 0),
+            Some(4),
+            "the last page of the arena is usable"
+        );
+        assert_eq!(r.alloc(1, 1, 0), None);
+        r.free(0, 4);
+        assert_eq!(r.alloc(4, 1, 0), Some(0), "a free run that fits exactly");
+        assert!(
+            r.by_start.is_empty() && r.by_len.is_empty(),
+            "no empty runs are kept"
+        );
+    }
 }

@@ -199,3 +199,41 @@ fn vec_growth_through_the_allocator_keeps_contents() {
     drop(v);
     assert_eq!(g.stats().live_allocations, 0);
 }
+
+#[test]
+fn a_run_resized_within_its_pages_stays_put_even_when_boxed_in() {
+    let g = common::instance(8);
+    let page = page_size();
+    let run = common::alloc(&g, 2 * page);
+    // The pages after the run are taken: it cannot grow, but it need not.
+    let next = common::alloc(&g, page);
+    // SAFETY: (whole block) live blocks, used within their sizes; `run` stays live at the
+    // same address, as asserted.
+    unsafe {
+        common::fill(run, 2 * page, 3);
+        assert_eq!(g.realloc(run, 2 * page - 100).unwrap().as_ptr(), run);
+        assert_eq!(g.realloc(run, 2 * page).unwrap().as_ptr(), run);
+        assert_eq!(g.usable_size(run), 2 * page);
+        common::assert_pattern(run, 2 * page, 3, "a run resized in place");
+        g.release(run).unwrap();
+        g.release(next).unwrap();
+    }
+}
+
+#[test]
+fn a_run_may_take_the_whole_arena_and_no_more() {
+    let page = page_size();
+    let g = common::instance_with_space(4, 32 * page);
+    let all = common::alloc(&g, 32 * page);
+    assert!(g.alloc_raw(16).is_err(), "nothing is left");
+    // SAFETY: `all` is a live allocation of 32 pages, not used afterwards.
+    unsafe { common::free(&g, all, 32 * page) };
+    assert!(matches!(
+        g.alloc_raw(32 * page + 1),
+        Err(Error::TooLarge { .. })
+    ));
+    let again = common::alloc(&g, 32 * page);
+    assert_eq!(again, all, "the freed arena is whole again");
+    // SAFETY: as above.
+    unsafe { common::free(&g, again, 32 * page) };
+}

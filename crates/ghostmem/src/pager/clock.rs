@@ -150,4 +150,51 @@ mod tests {
         let order: Vec<_> = c.in_hand_order().map(|(p, _)| p.0).collect();
         assert_eq!(order, vec![2, 0, 1]);
     }
+
+    #[test]
+    fn counts_follow_occupy_and_vacate() {
+        let mut c = Clock::new(4);
+        assert_eq!((c.free_frames(), c.resident()), (4, 0));
+        let s = c.take_free().unwrap();
+        c.occupy(s, PageId(9));
+        assert_eq!((c.free_frames(), c.resident()), (3, 1));
+        c.vacate(s);
+        assert_eq!((c.free_frames(), c.resident()), (4, 0));
+        assert_eq!(c.in_hand_order().count(), 0);
+    }
+
+    #[test]
+    fn touch_and_set_referenced_decide_the_second_chance() {
+        let mut c = Clock::new(2);
+        for p in 0..2 {
+            let s = c.take_free().unwrap();
+            c.occupy(s, PageId(p));
+        }
+        c.set_referenced(0, false);
+        c.set_referenced(1, false);
+        let flags: Vec<_> = c.in_hand_order().map(|(_, r)| r).collect();
+        assert_eq!(flags, vec![false, false]);
+        // Frame 0 touched, frame 1 not: frame 1 goes first, frame 0's reference is spent.
+        c.touch(0);
+        assert_eq!(c.in_hand_order().next(), Some((PageId(0), true)));
+        assert_eq!(c.victim(|_| true), Some((1, PageId(1))));
+        assert_eq!(c.in_hand_order().next(), Some((PageId(0), false)));
+        c.set_referenced(0, true);
+        assert_eq!(c.in_hand_order().next(), Some((PageId(0), true)));
+    }
+
+    #[test]
+    fn two_sweeps_find_a_referenced_page_just_behind_the_hand() {
+        for n in 1..=8u32 {
+            let mut c = Clock::new(n as usize);
+            for p in 0..n {
+                let s = c.take_free().unwrap();
+                c.occupy(s, PageId(p));
+            }
+            // Only the last frame may go, and it is referenced: the hand passes it once to
+            // clear it and once more to pick it, 2n steps.
+            let last = PageId(n - 1);
+            assert_eq!(c.victim(|p| p == last), Some((n - 1, last)), "{n} frames");
+        }
+    }
 }

@@ -947,4 +947,88 @@ mod tests {
             assert!(matches!(r, Err(_) | Ok(Err(StoreError::Corrupt))));
         }
     }
+
+    #[test]
+    fn regions_double_after_the_first() {
+        let mut s = MemoryStore::new(PAGE);
+        // Class 0: 64-byte slots, 64 to a one-page chunk, 16 chunks in the first region.
+        let mut blocks: Vec<BlockRef> = (0..64 * 16).map(|i| put(&mut s, byte(i), 64)).collect();
+        assert_eq!(s.compaction_stats().chunks, 16);
+        assert_eq!(
+            s.compaction_stats().address_space_bytes,
+            16 * PAGE as u64,
+            "16 chunks fill the first region, to its last byte"
+        );
+        blocks.extend((64 * 16..64 * 17).map(|i| put(&mut s, byte(i), 64)));
+        assert_eq!(s.compaction_stats().chunks, 17);
+        assert_eq!(
+            s.compaction_stats().address_space_bytes,
+            (16 + 32) * PAGE as u64,
+            "the 17th chunk opens a region twice the first"
+        );
+        for (i, &b) in blocks.iter().enumerate() {
+            check(&mut s, b, byte(i), 64);
+        }
+    }
+
+    /// `chunks` full chunks of page-sized blocks (16 to a chunk), then all but one block of
+    /// each removed: the store could give back `chunks - 2` chunks.
+    fn sparse_chunks(chunks: usize) -> MemoryStore {
+        let mut s = MemoryStore::new(PAGE);
+        let blocks: Vec<BlockRef> = (0..16 * chunks)
+            .map(|i| put(&mut s, byte(i), PAGE))
+            .collect();
+        for (i, &b) in blocks.iter().enumerate() {
+            if i % 16 != 0 {
+                s.remove(PageId(0), b, PAGE);
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn compaction_starts_above_the_floor_only() {
+        // 16 reclaimable chunks of 16 pages: exactly the 256-page floor, not above it.
+        let st = sparse_chunks(18).compaction_stats();
+        assert_eq!((st.chunks, st.blocks_moved), (18, 0), "{st:?}");
+        // 17: above it, so removes compact.
+        let st = sparse_chunks(19).compaction_stats();
+        assert!(st.blocks_moved > 0 && st.chunks < 19, "{st:?}");
+    }
+
+    #[test]
+    fn a_compaction_step_spends_its_budget_and_no_more() {
+        let mut s = MemoryStore::new(PAGE);
+        let blocks: Vec<BlockRef> = (0..128).map(|i| put(&mut s, byte(i), 200)).collect();
+        // Chunk 0 keeps 54 blocks, chunk 1 keeps 4: compaction moves chunk 1's into chunk 0.
+        for (i, &b) in blocks.iter().enumerate() {
+            if (54..64).contains(&i) || i >= 68 {
+                s.remove(PageId(0), b, 200);
+            }
+        }
+        let class = s.class_of(200);
+        assert_eq!(s.compact_class(class, 3), 3);
+        let st = s.compaction_stats();
+        assert_eq!((st.blocks_moved, st.chunks), (3, 2), "{st:?}");
+        for (i, &b) in blocks.iter().enumerate() {
+            if i < 54 || (64..68).contains(&i) {
+                check(&mut s, b, byte(i), 200);
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_range_loads_are_corrupt_not_a_panic() {
+        let mut s = MemoryStore::new(PAGE);
+        let mut scratch = vec![0u8; PAGE];
+        let a = put(&mut s, 1, 10);
+        // A handle never handed out, and a length no block can have: refused in every build.
+        for (block, len) in [(BlockRef(12345), 10), (a, PAGE + 1)] {
+            assert!(matches!(
+                s.load(PageId(0), block, len, &mut scratch),
+                Err(StoreError::Corrupt)
+            ));
+        }
+        check(&mut s, a, 1, 10);
+    }
 }
