@@ -36,6 +36,13 @@ pub(crate) struct PageRun {
 }
 
 impl PageRun {
+    /// The run of just `page`.
+    pub fn one(page: PageId) -> PageRun {
+        PageRun {
+            first: page,
+            count: 1,
+        }
+    }
     pub fn pages(self) -> impl Iterator<Item = PageId> {
         (self.first.0..self.first.0 + self.count).map(PageId)
     }

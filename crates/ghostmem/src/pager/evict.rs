@@ -25,13 +25,6 @@ pub(super) enum Encoded {
     },
 }
 
-fn one(page: PageId) -> PageRun {
-    PageRun {
-        first: page,
-        count: 1,
-    }
-}
-
 impl Pager {
     /// Revoke `victim` and encode its final contents into `work`. On failure the page is
     /// accessible again and nothing changed.
@@ -43,9 +36,9 @@ impl Pager {
     ) -> Result<Encoded, Failure> {
         // Revoke first: from here on no thread can store to the page, so what we read is final.
         self.backend
-            .revoke(one(victim))
+            .revoke(PageRun::one(victim))
             .map_err(failed("revoking access"))?;
-        if let Err(e) = self.backend.read(one(victim), &mut work.page) {
+        if let Err(e) = self.backend.read(PageRun::one(victim), &mut work.page) {
             self.give_back(victim)?;
             return Err(failed("reading the page (pread)")(e));
         }
@@ -108,13 +101,13 @@ impl Pager {
     /// Free the memory of a victim whose contents are stored. On failure the block is removed
     /// again (pass the lock for that) and the page stays accessible.
     pub(super) fn discard_victim(&self, victim: PageId) -> rustix::io::Result<()> {
-        self.backend.discard(one(victim))
+        self.backend.discard(PageRun::one(victim))
     }
 
     /// Give a victim its access back after a failed eviction.
     pub(super) fn give_back(&self, victim: PageId) -> Result<(), Failure> {
         self.backend
-            .unrevoke(one(victim))
+            .unrevoke(PageRun::one(victim))
             .map_err(failed("giving access back after a failed eviction"))
     }
 
@@ -185,7 +178,7 @@ impl Pager {
             let victim = batch[i].page;
             let stored = self
                 .backend
-                .read(one(victim), &mut work.page)
+                .read(PageRun::one(victim), &mut work.page)
                 .map_err(failed("reading the page (pread)"))
                 .map(|()| Self::encode(work, compress))
                 .and_then(|encoded| {

@@ -21,12 +21,12 @@
 
 use std::sync::PoisonError;
 
+use super::restore::{Source, copy_block, decode, fill_failed};
 use super::scratch::Work;
 use super::table::Entry;
-use super::{Failure, Pager, State, failed, store_failure};
-use crate::codec::fill_same;
+use super::{Failure, Pager, State};
 use crate::error::PinError;
-use crate::page::{PageId, PageRun, page_size};
+use crate::page::{PageId, PageRun};
 use crate::stats::add;
 use crate::sys::SignalsBlocked;
 
@@ -172,63 +172,17 @@ impl Pager {
                 frame
             }
         };
+        let source = Source::of(entry).expect("only allocated pages that are not resident");
         let filled = match entry {
-            Entry::Fresh | Entry::Zero => self
-                .backend
-                .fill(
-                    PageRun {
-                        first: page,
-                        count: 1,
-                    },
-                    None,
-                )
-                .map_err(fill_failed),
-            Entry::Same(word) => {
-                fill_same(&mut work.page, word);
-                self.backend
-                    .fill(
-                        PageRun {
-                            first: page,
-                            count: 1,
-                        },
-                        Some(&work.page),
-                    )
-                    .map_err(fill_failed)
-            }
-            Entry::Stored { block, len, raw } => {
-                let len = len as usize;
-                match st.store.load(page, block, len, &mut work.out) {
-                    Err(e) => Err(store_failure("reading the stored page", e)),
-                    Ok(data) => {
-                        let decoded = if raw {
-                            work.page.copy_from_slice(&data[..page_size()]);
-                            Ok(())
-                        } else {
-                            work.codec
-                                .decompress(data, &mut work.page)
-                                .map_err(|_| Failure {
-                                    what: "decompressing a stored page",
-                                    errno: 0,
-                                })
-                        };
-                        decoded.and_then(|()| {
-                            self.backend
-                                .fill(
-                                    PageRun {
-                                        first: page,
-                                        count: 1,
-                                    },
-                                    Some(&work.page),
-                                )
-                                .map_err(fill_failed)
-                        })
-                    }
-                }
-            }
-            Entry::Free | Entry::Resident { .. } | Entry::Restoring | Entry::Evicting => {
-                unreachable!("only allocated pages that are not resident are restored")
-            }
-        };
+            Entry::Stored { block, len, .. } => copy_block(st, work, page, block, len as usize),
+            _ => Ok(()),
+        }
+        .and_then(|()| decode(work, source))
+        .and_then(|contents| {
+            self.backend
+                .fill(PageRun::one(page), contents)
+                .map_err(fill_failed)
+        });
         if let Err(f) = filled {
             st.clock.vacate(frame);
             return Err(f);
@@ -249,8 +203,4 @@ impl Pager {
         self.publish_store_stats(st);
         Ok(())
     }
-}
-
-fn fill_failed(e: rustix::io::Errno) -> Failure {
-    failed("filling the page (UFFDIO_COPY, or pwrite + mprotect)")(e)
 }

@@ -26,10 +26,11 @@ use std::time::Duration;
 use super::evict::Victim;
 use super::scratch::Work;
 use super::table::{Entry, Frame};
-use super::{Failure, Pager, failed, store_failure};
+use super::{Failure, Pager, State, failed, store_failure};
 use crate::codec::fill_same;
 use crate::page::{PageId, PageRun};
 use crate::stats::add;
+use crate::store::BlockRef;
 use crate::sys::{FaultSignal, Outcome};
 
 /// The longest a fault sleeps for another fault's page before it looks again (a safety net:
@@ -49,7 +50,7 @@ enum Step {
 
 /// Where the contents of the page being restored come from.
 #[derive(Clone, Copy)]
-enum Source {
+pub(super) enum Source {
     Zeros {
         first_touch: bool,
     },
@@ -59,6 +60,56 @@ enum Source {
         len: usize,
         raw: bool,
     },
+}
+
+impl Source {
+    /// Where the contents of an allocated page that is not resident come from (`None` for
+    /// `Free`, `Resident` and the transient states).
+    pub(super) fn of(entry: Entry) -> Option<Source> {
+        Some(match entry {
+            Entry::Fresh => Source::Zeros { first_touch: true },
+            Entry::Zero => Source::Zeros { first_touch: false },
+            Entry::Same(word) => Source::Same(word),
+            Entry::Stored { len, raw, .. } => Source::Block {
+                len: len as usize,
+                raw,
+            },
+            Entry::Free | Entry::Resident { .. } | Entry::Restoring | Entry::Evicting => {
+                return None;
+            }
+        })
+    }
+}
+
+/// Copy stored `block` (`len` bytes) of `page` into `work.block`, leaving it in the store.
+pub(super) fn copy_block(
+    st: &mut State,
+    work: &mut Work,
+    page: PageId,
+    block: BlockRef,
+    len: usize,
+) -> Result<(), Failure> {
+    st.store
+        .load(page, block, len, &mut work.out)
+        .map(|data| work.block[..len].copy_from_slice(data))
+        .map_err(|e| store_failure("reading the stored page", e))
+}
+
+/// The page `source` describes, decoded into `work.page` (`None`: zeros, nothing to copy).
+pub(super) fn decode(work: &mut Work, source: Source) -> Result<Option<&[u8]>, Failure> {
+    match source {
+        Source::Zeros { .. } => return Ok(None),
+        Source::Same(word) => fill_same(&mut work.page, word),
+        Source::Block { len, raw: true } => work.page.copy_from_slice(&work.block[..len]),
+        Source::Block { len, raw: false } => work
+            .codec
+            .decompress(&work.block[..len], &mut work.page)
+            .map_err(|_| Failure {
+                what: "decompressing a stored page",
+                errno: 0,
+            })?,
+    }
+    Ok(Some(&work.page[..]))
 }
 
 /// Most victims one fault evicts: the CLOCK victim and its unreferenced resident neighbours
@@ -137,15 +188,10 @@ impl Pager {
                 st.clock.touch(frame);
                 return Ok(None);
             }
-            e if e.is_transient() => return Err(Step::Wait(Some(self.settled.current()))),
-            Entry::Fresh => Source::Zeros { first_touch: true },
-            Entry::Zero => Source::Zeros { first_touch: false },
-            Entry::Same(word) => Source::Same(word),
-            Entry::Stored { len, raw, .. } => Source::Block {
-                len: len as usize,
-                raw,
-            },
-            Entry::Restoring | Entry::Evicting => unreachable!("transient entries wait above"),
+            Entry::Restoring | Entry::Evicting => {
+                return Err(Step::Wait(Some(self.settled.current())));
+            }
+            _ => Source::of(entry).expect("an allocated page that is not resident"),
         };
         let st = &mut *st;
         let none = Victim {
@@ -195,16 +241,12 @@ impl Pager {
         };
         if let Entry::Stored { block, len, .. } = entry {
             let len = len as usize;
-            let copied = st
-                .store
-                .load(page, block, len, &mut work.out)
-                .map(|data| work.block[..len].copy_from_slice(data));
-            if let Err(e) = copied {
+            if let Err(f) = copy_block(st, work, page, block, len) {
                 // Put the frame back as it was: nothing else changed.
                 if evicting == 0 {
                     st.clock.vacate(frame);
                 }
-                return Err(Step::Failed(store_failure("reading the stored page", e)));
+                return Err(Step::Failed(f));
             }
             st.store.remove(page, block, len);
         }
@@ -228,37 +270,10 @@ impl Pager {
     fn carry_out(&self, page: PageId, work: &mut Work, plan: &mut Plan) -> Result<(), Failure> {
         let victims = &mut plan.victims[..plan.evicting];
         self.evict_runs(work, victims, plan.compress)?;
-        let contents = match plan.source {
-            Source::Zeros { .. } => None,
-            Source::Same(word) => {
-                fill_same(&mut work.page, word);
-                Some(&work.page[..])
-            }
-            Source::Block { len, raw } => {
-                if raw {
-                    work.page.copy_from_slice(&work.block[..len]);
-                } else {
-                    work.codec
-                        .decompress(&work.block[..len], &mut work.page)
-                        .map_err(|_| Failure {
-                            what: "decompressing a stored page",
-                            errno: 0,
-                        })?;
-                }
-                Some(&work.page[..])
-            }
-        };
+        let contents = decode(work, plan.source)?;
         self.backend
-            .fill(
-                PageRun {
-                    first: page,
-                    count: 1,
-                },
-                contents,
-            )
-            .map_err(failed(
-                "filling the page (UFFDIO_COPY, or pwrite + mprotect)",
-            ))?;
+            .fill(PageRun::one(page), contents)
+            .map_err(fill_failed)?;
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         for (i, v) in plan.victims[..plan.evicting].iter().enumerate() {
             let entry = v.entry.expect("every victim was stored");
@@ -287,4 +302,9 @@ impl Pager {
         self.settled.advance();
         Ok(())
     }
+}
+
+/// A failed `Backend::fill`, for the fatal message.
+pub(super) fn fill_failed(e: rustix::io::Errno) -> Failure {
+    failed("filling the page (UFFDIO_COPY, or pwrite + mprotect)")(e)
 }

@@ -292,10 +292,7 @@ impl Userfaultfd {
 
     /// Wake the threads waiting on `page` (their fault is resolved).
     fn wake(&self, page: PageId) -> rustix::io::Result<()> {
-        let mut range = self.range(PageRun {
-            first: page,
-            count: 1,
-        });
+        let mut range = self.range(PageRun::one(page));
         // SAFETY: UFFDIO_WAKE reads a `struct uffdio_range` over our range.
         if unsafe { libc::ioctl(self.uffd.as_raw_fd(), UFFDIO_WAKE, &raw mut range) } == 0 {
             return Ok(());

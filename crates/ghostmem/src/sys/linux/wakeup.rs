@@ -36,12 +36,7 @@ impl Wakeup {
         let seq = self.seq.load(SeqCst);
         self.idle.store(true, SeqCst);
         if !work() {
-            let ts = futex::Timespec {
-                tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
-                tv_nsec: i64::from(timeout.subsec_nanos()),
-            };
-            // EAGAIN (woken before we slept), ETIMEDOUT and EINTR all mean: look again.
-            let _ = futex::wait(&self.seq, futex::Flags::PRIVATE, seq, Some(&ts));
+            wait(&self.seq, seq, timeout);
         }
         self.idle.store(false, SeqCst);
     }
@@ -66,12 +61,7 @@ impl Epoch {
     /// Wait until the epoch moves past `seen`, or `timeout` passes (a safety net).
     pub fn wait(&self, seen: u32, timeout: Duration) {
         self.waiters.fetch_add(1, SeqCst);
-        let ts = futex::Timespec {
-            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(timeout.subsec_nanos()),
-        };
-        // EAGAIN (it moved already), ETIMEDOUT and EINTR all mean: look again.
-        let _ = futex::wait(&self.seq, futex::Flags::PRIVATE, seen, Some(&ts));
+        wait(&self.seq, seen, timeout);
         self.waiters.fetch_sub(1, SeqCst);
     }
 
@@ -83,4 +73,14 @@ impl Epoch {
             let _woken = futex::wake(&self.seq, futex::Flags::PRIVATE, u32::MAX);
         }
     }
+}
+
+/// Sleep while `word` holds `seen`, at most `timeout`. EAGAIN (it changed already), ETIMEDOUT
+/// and EINTR all mean the same to the callers, who look again: the result is not needed.
+fn wait(word: &AtomicU32, seen: u32, timeout: Duration) {
+    let ts = futex::Timespec {
+        tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    let _ = futex::wait(word, futex::Flags::PRIVATE, seen, Some(&ts));
 }
