@@ -40,7 +40,7 @@ impl Pager {
             .map_err(failed("revoking access"))?;
         if let Err(e) = self.backend.read(PageRun::one(victim), &mut work.page) {
             self.give_back(victim)?;
-            return Err(failed("reading the page (pread)")(e));
+            return Err(failed("reading the page")(e));
         }
         Ok(Self::encode(work, compress))
     }
@@ -141,7 +141,7 @@ impl Pager {
                 st.store.remove(victim, block, len as usize);
             }
             self.give_back(victim)?;
-            return Err(failed("freeing the page (fallocate PUNCH_HOLE)")(e));
+            return Err(failed("freeing the page")(e));
         }
         st.table.set(victim, entry);
         self.count_eviction(entry);
@@ -179,7 +179,7 @@ impl Pager {
             let stored = self
                 .backend
                 .read(PageRun::one(victim), &mut work.page)
-                .map_err(failed("reading the page (pread)"))
+                .map_err(failed("reading the page"))
                 .map(|()| Self::encode(work, compress))
                 .and_then(|encoded| {
                     let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -197,7 +197,7 @@ impl Pager {
             if let Err(e) = self.backend.discard(run) {
                 if i == 0 {
                     give_back(batch, usize::MAX)?;
-                    return Err(failed("freeing the pages (fallocate PUNCH_HOLE)")(e));
+                    return Err(failed("freeing the pages")(e));
                 }
                 // Some runs are freed already: their victims cannot go back. Freeing is what
                 // cannot fail short of a kernel bug; stop here like the fault path does.

@@ -407,9 +407,7 @@ impl Pager {
             st.table.set(page, Entry::Free);
         }
         self.publish_store_stats(st);
-        self.backend
-            .release(run)
-            .map_err(failed("freeing pages (fallocate PUNCH_HOLE)"))
+        self.backend.release(run).map_err(failed("freeing pages"))
     }
 }
 

@@ -10,7 +10,7 @@
 //!     unlock
 //!       V…: revoke the run (one ioctl), read, encode  (no lock: other faults proceed)
 //!     lock   each block into the store   unlock
-//!       V…: free the run's memory (one hole punched)
+//!       V…: free the run's memory (one MADV_DONTNEED, or one hole punched)
 //!       P: decode, fill (one UFFDIO_COPY, or pwrite + mprotect)
 //!     lock   V… → Stored/Zero/Same (their frames but V's free), P → Resident   unlock
 //! ```
@@ -113,7 +113,7 @@ pub(super) fn decode(work: &mut Work, source: Source) -> Result<Option<&[u8]>, F
 }
 
 /// Most victims one fault evicts: the CLOCK victim and its unreferenced resident neighbours
-/// after it, evicted as one run (one write-protect, one hole punched). Each such change makes
+/// after it, evicted as one run (one write-protect, one free). Each such change makes
 /// the kernel interrupt the other CPUs running the process to flush their TLBs, which on a VM
 /// dominated sequential access with two threads; runs of 64 took two-thread sequential fill
 /// from 0.6× to 1.3× the one-thread figure here (16: 1.0×) with no change to random touches.

@@ -23,7 +23,8 @@ use crate::page::{PageId, PageRun};
 pub enum FaultBackend {
     /// `userfaultfd(2)` in SIGBUS mode: the faulting thread resolves its own fault with one
     /// ioctl; no per-page `mprotect`, faults of several threads proceed at once. Linux 5.11+
-    /// unprivileged (with shmem write-protection, 6.x), unless a seccomp filter forbids it.
+    /// unprivileged (where the architecture supports write-protecting anonymous memory with it),
+    /// unless a seccomp filter forbids it.
     Userfaultfd,
     /// `mprotect(2)` and SIGSEGV: works everywhere; slower, serializes faults on the process's
     /// mmap lock, and the budget is capped by `vm.max_map_count`.
@@ -131,7 +132,8 @@ pub(crate) trait Backend: Send + Sync {
     fn revoke(&self, run: PageRun) -> rustix::io::Result<()>;
     /// Undo [`Backend::revoke`] on pages that still hold their contents (a failed eviction).
     fn unrevoke(&self, run: PageRun) -> rustix::io::Result<()>;
-    /// Read the contents of revoked or resident pages into `buf` (`run.bytes()` long).
+    /// Read the contents of revoked pages into `buf` (`run.bytes()` long). Revoked, so no
+    /// store changes them during the read (the userfaultfd backend reads through the mapping).
     fn read(&self, run: PageRun, buf: &mut [u8]) -> rustix::io::Result<()>;
     /// Free the memory of revoked pages. Their next touch raises a fault the pager sees.
     fn discard(&self, run: PageRun) -> rustix::io::Result<()>;

@@ -1,4 +1,4 @@
-//! Linux: a memfd-backed arena, the two fault backends, and the signal handlers.
+//! Linux: the arena (anonymous or memfd-backed), the two fault backends, and the signal handlers.
 #![allow(unsafe_code)]
 
 mod arena;

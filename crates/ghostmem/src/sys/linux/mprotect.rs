@@ -10,7 +10,7 @@
 //! per-page protection splits the mapping into up to one VMA per page, so the budget is capped
 //! by `vm.max_map_count`.
 
-use super::arena::Arena;
+use super::arena::{Arena, Backing};
 use crate::page::PageRun;
 use crate::sys::{Backend, BackendKind};
 
@@ -23,7 +23,7 @@ impl Mprotect {
     /// Reserve `len` bytes, all inaccessible.
     pub fn new(len: usize) -> Result<Mprotect, crate::Error> {
         Ok(Mprotect {
-            arena: Arena::new(len, false)?,
+            arena: Arena::new(len, Backing::Memfd)?,
         })
     }
 }

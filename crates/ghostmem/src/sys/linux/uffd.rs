@@ -7,10 +7,14 @@
 //!
 //! ```text
 //!   touch of a hole ──▶ SIGBUS ──▶ UFFDIO_COPY (decoded page) or UFFDIO_ZEROPAGE ──▶ retry
-//!   evict:  UFFDIO_WRITEPROTECT ──▶ pread final contents ──▶ store ──▶ fallocate(PUNCH_HOLE)
+//!   evict:  UFFDIO_WRITEPROTECT ──▶ read final contents ──▶ store ──▶ madvise(MADV_DONTNEED)
 //!             (stores now raise SIGBUS and wait;      (the page is a hole again:
 //!              loads still see the final contents)     the next touch is a MISSING fault)
 //! ```
+//!
+//! The arena is private anonymous memory ([`Backing::Anonymous`]): the final contents are read
+//! through the mapping (the page is write-protected, so nothing changes under the copy), and
+//! dropping the page makes its next touch a MISSING fault again.
 //!
 //! Compared with the signal backend: no `mprotect`, so the mapping is never split into one VMA
 //! per page (no `vm.max_map_count` limit) and the process's mmap lock is only taken for reading,
@@ -40,7 +44,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use super::arena::Arena;
+use super::arena::{Arena, Backing};
 use crate::page::{PageId, PageRun, page_size};
 use crate::sys::{Backend, BackendKind, Outcome};
 
@@ -48,8 +52,6 @@ use crate::sys::{Backend, BackendKind, Outcome};
 const UFFD_API: u64 = 0xaa;
 const UFFD_USER_MODE_ONLY: libc::c_int = 1;
 const UFFD_FEATURE_SIGBUS: u64 = 1 << 7;
-const UFFD_FEATURE_MISSING_SHMEM: u64 = 1 << 5;
-const UFFD_FEATURE_WP_HUGETLBFS_SHMEM: u64 = 1 << 12;
 const UFFDIO_REGISTER_MODE_MISSING: u64 = 1 << 0;
 const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
 const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1 << 0;
@@ -254,17 +256,14 @@ impl Userfaultfd {
                 0
             } else {
                 UFFD_FEATURE_SIGBUS
-            } | UFFD_FEATURE_MISSING_SHMEM
-                | UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
+            },
             ioctls: 0,
         };
         // SAFETY: UFFDIO_API reads and writes a `struct uffdio_api`, which `api` is.
         if unsafe { libc::ioctl(uffd.as_raw_fd(), UFFDIO_API, &raw mut api) } != 0 {
-            return Err(fail("ioctl(UFFDIO_API: SIGBUS, shmem write-protect)")(
-                last_error(),
-            ));
+            return Err(fail("ioctl(UFFDIO_API: SIGBUS)")(last_error()));
         }
-        let arena = Arena::new(len, true).map_err(|e| Unavailable {
+        let arena = Arena::new(len, Backing::Anonymous).map_err(|e| Unavailable {
             step: "creating the arena",
             source: io::Error::other(e.to_string()),
         })?;
