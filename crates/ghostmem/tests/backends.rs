@@ -70,6 +70,18 @@ fn seccomp_refusing_userfaultfd_falls_back_to_mprotect_and_works() {
     assert!(text.contains(DONE), "{text}");
 }
 
+/// Freeing a batch of evicted pages in one `process_madvise(MADV_DONTNEED)` needs Linux 6.13;
+/// older kernels refuse that advice with EINVAL, and eviction frees run by run instead.
+#[test]
+fn a_kernel_refusing_process_madvise_still_frees_evicted_pages() {
+    let out = run_child("refuse_process_madvise");
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("PROCESS-MADVISE-REFUSED EINVAL"), "{text}");
+    assert!(text.contains("BACKEND userfaultfd"), "{text}");
+    assert!(text.contains(DONE), "{text}");
+}
+
 #[test]
 fn seccomp_refusing_userfaultfd_makes_a_forced_userfaultfd_a_clear_error() {
     let out = run_child("seccomp_forced");
@@ -170,6 +182,53 @@ fn child() {
             let g = common::instance(4);
             exercise(&g);
             println!("BACKEND {}", g.fault_backend());
+        }
+        "refuse_process_madvise" => {
+            refuse_syscall(libc::SYS_process_madvise, libc::EINVAL);
+            // SAFETY: process_madvise(2) with no ranges; we expect the filter's EINVAL.
+            let rc = unsafe { libc::syscall(libc::SYS_process_madvise, -1, 0, 0, 0, 0) };
+            if rc < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                println!("PROCESS-MADVISE-REFUSED EINVAL");
+            }
+            let budget = 64;
+            let g = forced(FaultBackend::Userfaultfd, budget);
+            println!("BACKEND {}", g.fault_backend());
+            // 64 MiB through a 256 KiB budget, twice: were evicted pages not freed, the
+            // process would hold all of it.
+            let size = 64 << 20;
+            let before = rss_bytes();
+            let p = common::alloc(&g, size);
+            // Pages in a scattered order, so that a batch of victims forms several runs.
+            let pages = size / page_size();
+            let pattern: Vec<u8> = (0..size).map(|i| common::pattern_byte(29, i)).collect();
+            for k in 0..pages {
+                let at = (k * 7919 % pages) * page_size();
+                // SAFETY: one page inside the live allocation of `size` bytes; `pattern` is a
+                // separate buffer.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(pattern.as_ptr().add(at), p.add(at), page_size());
+                }
+            }
+            drop(pattern);
+            // SAFETY: as above.
+            unsafe { common::assert_pattern(p, size, 29, "after process_madvise refused") };
+            let grown = rss_bytes().saturating_sub(before);
+            let s = g.stats();
+            println!("RSS grew {grown} bytes; {s:?}");
+            assert!(
+                s.evictions >= (2 * size / page_size() - budget) as u64,
+                "{s:?}"
+            );
+            // The store holds what the region compresses to; the rest must have been freed.
+            let bound =
+                usize::try_from(s.store_reserved_bytes).unwrap() + budget * page_size() + (8 << 20);
+            assert!(
+                grown < bound,
+                "RSS grew {grown} bytes (bound {bound}) for a {size}-byte region at a \
+                 {budget}-page budget"
+            );
+            // SAFETY: as above, not used afterwards.
+            unsafe { common::free(&g, p, size) };
         }
         "seccomp_auto" => {
             refuse_userfaultfd();
@@ -277,9 +336,25 @@ fn truncated_file_page() -> *const u8 {
     p.cast()
 }
 
+/// Resident memory of this process in bytes.
+fn rss_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kib * 1024
+}
+
 /// Install a seccomp filter that makes `userfaultfd(2)` fail with EPERM, as container
 /// runtimes' default profiles do.
 fn refuse_userfaultfd() {
+    refuse_syscall(libc::SYS_userfaultfd, libc::EPERM);
+}
+
+/// Install a seccomp filter that makes system call `nr` fail with `errno`.
+fn refuse_syscall(nr: libc::c_long, errno: libc::c_int) {
     #[cfg(target_arch = "x86_64")]
     const AUDIT_ARCH: u32 = 0xc000_003e;
     #[cfg(target_arch = "aarch64")]
@@ -298,18 +373,15 @@ fn refuse_userfaultfd() {
     };
     let ld = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
     let ret = libc::BPF_RET | libc::BPF_K;
-    let userfaultfd = u32::try_from(libc::SYS_userfaultfd).unwrap();
+    let nr = u32::try_from(nr).unwrap();
     // struct seccomp_data: nr at offset 0, arch at offset 4.
     let mut filter = [
         stmt(ld, 4),
         jeq(AUDIT_ARCH, 1, 0),
         stmt(ret, libc::SECCOMP_RET_ALLOW),
         stmt(ld, 0),
-        jeq(userfaultfd, 0, 1),
-        stmt(
-            ret,
-            libc::SECCOMP_RET_ERRNO | u32::try_from(libc::EPERM).unwrap(),
-        ),
+        jeq(nr, 0, 1),
+        stmt(ret, libc::SECCOMP_RET_ERRNO | u32::try_from(errno).unwrap()),
         stmt(ret, libc::SECCOMP_RET_ALLOW),
     ];
     let prog = libc::sock_fprog {

@@ -193,20 +193,27 @@ impl Pager {
                 }
             }
         }
-        for (i, run) in runs(batch).enumerate() {
-            if let Err(e) = self.backend.discard(run) {
-                if i == 0 {
-                    give_back(batch, usize::MAX)?;
-                    return Err(failed("freeing the pages")(e));
-                }
-                // Some runs are freed already: their victims cannot go back. Freeing is what
-                // cannot fail short of a kernel bug; stop here like the fault path does.
-                crate::sys::fatal("ghostmem: fatal: freeing evicted pages failed midway\n");
-            }
+        let mut all = [PageRun::one(PageId(0)); MOST_RUNS];
+        let mut count = 0;
+        for run in runs(batch) {
+            all[count] = run;
+            count += 1;
         }
-        Ok(())
+        match self.backend.discard_runs(&all[..count]) {
+            Ok(()) => Ok(()),
+            Err((0, e)) => {
+                give_back(batch, usize::MAX)?;
+                Err(failed("freeing the pages")(e))
+            }
+            // Some runs are freed already: their victims cannot go back. Freeing is what
+            // cannot fail short of a kernel bug; stop here like the fault path does.
+            Err(_) => crate::sys::fatal("ghostmem: fatal: freeing evicted pages failed midway\n"),
+        }
     }
 }
+
+/// Most runs one batch of victims forms (a batch is at most this many pages).
+pub(super) const MOST_RUNS: usize = 64;
 
 /// A page chosen for eviction: its CLOCK frame, and once stored, its new entry.
 #[derive(Debug, Clone, Copy)]

@@ -447,6 +447,73 @@ mod tests {
         unsafe_code,
         reason = "the test touches ghost pages through raw pointers"
     )]
+    fn a_fault_without_a_free_frame_evicts_a_batch_whose_frames_the_next_faults_take() {
+        let victims = super::restore::VICTIMS;
+        for kind in [FaultBackend::Mprotect, FaultBackend::Userfaultfd] {
+            crate::registry::install_fault_handler().unwrap();
+            let page = page_size();
+            let budget = 16;
+            let pager = Pager::new(
+                crate::sys::open_backend(Some(kind), 128 * page).unwrap(),
+                budget,
+                Box::new(crate::store::MemoryStore::new(page)),
+                &|| Box::new(crate::codec::Lz4::new()),
+                true,
+            )
+            .unwrap();
+            let slot = crate::registry::register(&pager).unwrap();
+            pager.activate(PageRun {
+                first: PageId(0),
+                count: 128,
+            });
+            let base = pager.arena.base() as *mut u64;
+            // Every other page, so that no victim has resident neighbours to take along.
+            let touch = |p: usize| {
+                // SAFETY: inside the activated pages; a touch of a page that is not resident
+                // faults it in.
+                unsafe { base.add(p * page / 8).write(p as u64 + 1) };
+            };
+            let evictions = || pager.counters.evictions.load(Relaxed);
+            for p in 0..budget {
+                touch(2 * p);
+            }
+            assert_eq!(evictions(), 0, "{kind:?}");
+            touch(2 * budget);
+            assert_eq!(
+                evictions(),
+                victims as u64,
+                "{kind:?}: one fault evicts a batch"
+            );
+            for p in 1..victims {
+                touch(2 * (budget + p));
+            }
+            assert_eq!(
+                evictions(),
+                victims as u64,
+                "{kind:?}: the next faults took free frames"
+            );
+            touch(2 * (budget + victims));
+            assert_eq!(evictions(), 2 * victims as u64, "{kind:?}");
+            assert_eq!(
+                pager.counters.resident_pages.load(Relaxed),
+                (budget - victims + 1) as u64
+            );
+            for p in 0..=budget + victims {
+                // SAFETY: as above; evicted pages come back with their contents.
+                assert_eq!(
+                    unsafe { base.add(2 * p * page / 8).read() },
+                    2 * p as u64 + 1
+                );
+            }
+            crate::registry::unregister(slot);
+        }
+    }
+
+    #[test]
+    #[allow(
+        unsafe_code,
+        reason = "the test touches ghost pages through raw pointers"
+    )]
     fn a_failed_eviction_leaves_the_page_resident_and_accessible() {
         for kind in [FaultBackend::Mprotect, FaultBackend::Userfaultfd] {
             a_failed_eviction_leaves_the_page_resident_on(kind);

@@ -137,6 +137,14 @@ pub(crate) trait Backend: Send + Sync {
     fn read(&self, run: PageRun, buf: &mut [u8]) -> rustix::io::Result<()>;
     /// Free the memory of revoked pages. Their next touch raises a fault the pager sees.
     fn discard(&self, run: PageRun) -> rustix::io::Result<()>;
+    /// [`Backend::discard`] for several runs at once (one system call where the kernel allows
+    /// it). On failure, returns how many of the first runs were freed, and the error.
+    fn discard_runs(&self, runs: &[PageRun]) -> Result<(), (usize, rustix::io::Errno)> {
+        for (i, &run) in runs.iter().enumerate() {
+            self.discard(run).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
     /// Give the pages of `run` (discarded, or never touched) `contents` (`run.bytes()` long;
     /// `None`: zeros) and make them accessible.
     fn fill(&self, run: PageRun, contents: Option<&[u8]>) -> rustix::io::Result<()>;

@@ -505,6 +505,10 @@ impl Backend for Userfaultfd {
         self.arena.discard(run)
     }
 
+    fn discard_runs(&self, runs: &[PageRun]) -> Result<(), (usize, rustix::io::Errno)> {
+        self.arena.discard_runs(runs)
+    }
+
     fn release(&self, run: PageRun) -> rustix::io::Result<()> {
         // A hole with no write-protection left: its next touch is a MISSING fault, which the
         // pager sees is on a free page and passes on.
