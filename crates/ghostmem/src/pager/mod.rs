@@ -500,10 +500,8 @@ mod tests {
             );
             for p in 0..=budget + victims {
                 // SAFETY: as above; evicted pages come back with their contents.
-                assert_eq!(
-                    unsafe { base.add(2 * p * page / 8).read() },
-                    2 * p as u64 + 1
-                );
+                let value = unsafe { base.add(2 * p * page / 8).read() };
+                assert_eq!(value, 2 * p as u64 + 1);
             }
             crate::registry::unregister(slot);
         }
