@@ -111,6 +111,7 @@ struct GhostMemoryStats {
     std::uint64_t disk_auth_failures = 0;   ///< Stored pages that failed authentication.
     std::uint64_t store_slots_reused = 0;   ///< Stores that reused a freed block's space.
     std::uint64_t fault_backend = 0; ///< GHOSTMEM_BACKEND_USERFAULTFD (1), _MPROTECT (2), _THREAD (3).
+    std::uint64_t readahead_pages = 0; ///< Pages restored ahead of their use (also in restores).
 };
 
 /**
@@ -210,6 +211,7 @@ public:
         out.disk_auth_failures = s.store_auth_failures;
         out.store_slots_reused = s.store_slots_reused;
         out.fault_backend = s.fault_backend;
+        out.readahead_pages = s.readahead_pages;
         return out;
     }
 

@@ -182,6 +182,8 @@ typedef struct ghostmem_stats {
     uint64_t fault_backend;        /**< The fault backend in use: ::GHOSTMEM_BACKEND_USERFAULTFD,
                                         ::GHOSTMEM_BACKEND_MPROTECT or
                                         ::GHOSTMEM_BACKEND_USERFAULTFD_THREAD. */
+    uint64_t readahead_pages;      /**< Evicted pages brought back ahead of their use by a
+                                        fault in a sequential stream (also in restores). */
 } ghostmem_stats_t;
 
 /** ghostmem_stats_t::fault_backend: userfaultfd in SIGBUS mode (the default where allowed). */

@@ -208,6 +208,7 @@ pub fn stats_json(stats: &Stats) -> Map<String, Value> {
         ("first_touches", stats.first_touches),
         ("evictions", stats.evictions),
         ("restores", stats.restores),
+        ("readahead_pages", stats.readahead_pages),
         ("resident_pages", stats.resident_pages),
         ("evicted_pages", stats.evicted_pages),
         ("zero_pages", stats.zero_pages),
@@ -275,8 +276,12 @@ pub fn stats_lines(backend: FaultBackend, stats: &Stats) -> Vec<(&'static str, S
         (
             "pager",
             format!(
-                "faults {} (first touches {}), evictions {}, restores {}",
-                stats.faults, stats.first_touches, stats.evictions, stats.restores
+                "faults {} (first touches {}), evictions {}, restores {} (ahead of a fault {})",
+                stats.faults,
+                stats.first_touches,
+                stats.evictions,
+                stats.restores,
+                stats.readahead_pages
             ),
         ),
     ]

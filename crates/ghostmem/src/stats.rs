@@ -46,7 +46,8 @@ macro_rules! __stats_fields {
             first_touches: counter,
             /// Pages evicted.
             evictions: counter,
-            /// Evicted pages brought back.
+            /// Evicted pages brought back (by their own fault, or ahead of it: see
+            /// `readahead_pages`).
             restores: counter,
             /// Pages of address space handed out to live allocations.
             allocated_pages: counter,
@@ -67,6 +68,9 @@ macro_rules! __stats_fields {
             /// The fault backend in use: 1 userfaultfd, 2 mprotect (see
             /// [`Stats::backend`](crate::Stats::backend)).
             fault_backend: derived,
+            /// Evicted pages brought back ahead of their use, by a fault on the page before
+            /// them in a sequential stream (also counted in `restores`).
+            readahead_pages: counter,
         }
     };
 }

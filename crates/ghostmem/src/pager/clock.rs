@@ -63,6 +63,12 @@ impl Clock {
         self.referenced[frame as usize] = true;
     }
 
+    /// Put `page` in `frame`, not referenced (a page brought in ahead of its use).
+    pub fn occupy_cold(&mut self, frame: Frame, page: PageId) {
+        self.pages[frame as usize] = page.0;
+        self.referenced[frame as usize] = false;
+    }
+
     pub fn vacate(&mut self, frame: Frame) {
         self.pages[frame as usize] = EMPTY;
         self.referenced[frame as usize] = false;

@@ -17,6 +17,7 @@ mod clock;
 mod evict;
 mod evictor;
 mod pin;
+mod readahead;
 mod restore;
 mod scratch;
 mod table;
@@ -87,6 +88,8 @@ struct State {
     in_flight: usize,
     /// Pages with a pin count above zero (see [`pin`]).
     pinned: usize,
+    /// The sequential streams of faults (see [`readahead`]).
+    readahead: readahead::Streams,
 }
 
 /// Where an arena lies in the address space.
@@ -159,6 +162,7 @@ impl Pager {
                 compress,
                 high_water: 0,
                 in_flight: 0,
+                readahead: readahead::Streams::default(),
                 pinned: 0,
             }),
             scratches: Scratches::new(page_size(), codec)?,
@@ -503,6 +507,125 @@ mod tests {
                 let value = unsafe { base.add(2 * p * page / 8).read() };
                 assert_eq!(value, 2 * p as u64 + 1);
             }
+            crate::registry::unregister(slot);
+        }
+    }
+
+    /// A pager of `pages` pages on `kind` with `budget` frames, registered with the handler.
+    fn test_pager(kind: FaultBackend, pages: usize, budget: usize) -> Pager {
+        crate::registry::install_fault_handler().unwrap();
+        let page = page_size();
+        let pager = Pager::new(
+            crate::sys::open_backend(Some(kind), pages * page).unwrap(),
+            budget,
+            Box::new(crate::store::MemoryStore::new(page)),
+            &|| Box::new(crate::codec::Lz4::new()),
+            true,
+        )
+        .unwrap();
+        pager.activate(PageRun {
+            first: PageId(0),
+            count: u32::try_from(pages).unwrap(),
+        });
+        pager
+    }
+
+    #[test]
+    #[allow(
+        unsafe_code,
+        reason = "the test touches ghost pages through raw pointers"
+    )]
+    fn readahead_takes_only_free_frames_and_never_evicts() {
+        for kind in [FaultBackend::Mprotect, FaultBackend::Userfaultfd] {
+            let pager = test_pager(kind, 64, 16);
+            let slot = crate::registry::register(&pager).unwrap();
+            let words = page_size() / 8;
+            let base = pager.arena.base() as *mut u64;
+            let write = |p: usize| {
+                // SAFETY: inside the activated pages; a touch of a page that is not resident
+                // faults it in.
+                unsafe { base.add(p * words).write(p as u64 + 7) }
+            };
+            let read = |p: usize| {
+                // SAFETY: as above.
+                unsafe { base.add(p * words).read() }
+            };
+            let counter = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
+            let c = &pager.counters;
+            for p in 0..32 {
+                write(p);
+            }
+            // Pages 0..16 are evicted now. Two free frames: page 0's fault starts a stream,
+            // page 1's continues it and takes the other frame; nothing is left to read ahead.
+            pager.set_budget(18).unwrap();
+            let evictions = counter(&c.evictions);
+            assert_eq!(read(0), 7, "{kind:?}");
+            assert_eq!(read(1), 8, "{kind:?}");
+            assert_eq!(counter(&c.readahead_pages), 0, "{kind:?}");
+            // Three more free frames: page 2 continues the stream (window 8) and brings in
+            // pages 3 and 4, into the two frames its own fault left; nothing is evicted.
+            pager.set_budget(21).unwrap();
+            assert_eq!(read(2), 9, "{kind:?}");
+            assert_eq!(counter(&c.readahead_pages), 2, "{kind:?}");
+            assert_eq!(
+                counter(&c.evictions),
+                evictions,
+                "{kind:?}: readahead evicted"
+            );
+            assert_eq!(counter(&c.resident_pages), 21, "{kind:?}");
+            let faults = counter(&c.faults);
+            assert_eq!((read(3), read(4)), (10, 11), "{kind:?}");
+            assert_eq!(
+                counter(&c.faults),
+                faults,
+                "{kind:?}: pages read ahead fault again"
+            );
+            crate::registry::unregister(slot);
+        }
+    }
+
+    #[test]
+    #[allow(
+        unsafe_code,
+        reason = "the test touches ghost pages through raw pointers"
+    )]
+    fn a_sequential_scan_is_read_ahead_and_loses_nothing() {
+        for kind in [FaultBackend::Mprotect, FaultBackend::Userfaultfd] {
+            let pages = 512;
+            let pager = test_pager(kind, pages, 32);
+            let slot = crate::registry::register(&pager).unwrap();
+            let words = page_size() / 8;
+            let base = pager.arena.base() as *mut u64;
+            for i in 0..pages * words {
+                // SAFETY: inside the activated pages.
+                unsafe { base.add(i).write(i as u64 * 31 + 5) };
+            }
+            let c = &pager.counters;
+            let (faults, restores) = (c.faults.load(Relaxed), c.restores.load(Relaxed));
+            for i in 0..pages * words {
+                // SAFETY: as above.
+                let v = unsafe { base.add(i).read() };
+                assert_eq!(v, i as u64 * 31 + 5, "{kind:?}: word {i}");
+                assert!(
+                    c.resident_pages.load(Relaxed) <= 32,
+                    "{kind:?}: over budget"
+                );
+            }
+            let scan_faults = c.faults.load(Relaxed) - faults;
+            let ahead = c.readahead_pages.load(Relaxed);
+            assert!(
+                ahead > pages as u64 / 2,
+                "{kind:?}: {ahead} pages read ahead"
+            );
+            assert_eq!(
+                c.restores.load(Relaxed) - restores,
+                scan_faults + ahead,
+                "{kind:?}"
+            );
+            assert!(
+                scan_faults < pages as u64 / 2,
+                "{kind:?}: {scan_faults} faults"
+            );
             crate::registry::unregister(slot);
         }
     }

@@ -91,27 +91,53 @@ pub(super) fn copy_block(
     block: BlockRef,
     len: usize,
 ) -> Result<(), Failure> {
+    copy_block_into(st, &mut work.out, &mut work.block, page, block, len)
+}
+
+/// Copy stored `block` (`len` bytes) of `page` into `dst`, leaving it in the store. `scratch`
+/// (a page) is where a store that does not hold its blocks in memory reads them to.
+pub(super) fn copy_block_into(
+    st: &mut State,
+    scratch: &mut [u8],
+    dst: &mut [u8],
+    page: PageId,
+    block: BlockRef,
+    len: usize,
+) -> Result<(), Failure> {
     st.store
-        .load(page, block, len, &mut work.out)
-        .map(|data| work.block[..len].copy_from_slice(data))
+        .load(page, block, len, scratch)
+        .map(|data| dst[..len].copy_from_slice(data))
         .map_err(|e| store_failure("reading the stored page", e))
 }
 
 /// The page `source` describes, decoded into `work.page` (`None`: zeros, nothing to copy).
 pub(super) fn decode(work: &mut Work, source: Source) -> Result<Option<&[u8]>, Failure> {
+    let Work {
+        codec, block, page, ..
+    } = work;
+    Ok(decode_into(&mut **codec, source, block, page)?.then_some(&page[..]))
+}
+
+/// Decode the page `source` describes from `block` into `dst` (a page). `false`: zeros,
+/// nothing written.
+pub(super) fn decode_into(
+    codec: &mut dyn crate::codec::Codec,
+    source: Source,
+    block: &[u8],
+    dst: &mut [u8],
+) -> Result<bool, Failure> {
     match source {
-        Source::Zeros { .. } => return Ok(None),
-        Source::Same(word) => fill_same(&mut work.page, word),
-        Source::Block { len, raw: true } => work.page.copy_from_slice(&work.block[..len]),
-        Source::Block { len, raw: false } => work
-            .codec
-            .decompress(&work.block[..len], &mut work.page)
-            .map_err(|_| Failure {
+        Source::Zeros { .. } => return Ok(false),
+        Source::Same(word) => fill_same(dst, word),
+        Source::Block { len, raw: true } => dst.copy_from_slice(&block[..len]),
+        Source::Block { len, raw: false } => {
+            codec.decompress(&block[..len], dst).map_err(|_| Failure {
                 what: "decompressing a stored page",
                 errno: 0,
-            })?,
+            })?;
+        }
     }
-    Ok(Some(&work.page[..]))
+    Ok(true)
 }
 
 /// Most victims one fault evicts: the CLOCK victim and its unreferenced resident neighbours
@@ -139,6 +165,9 @@ struct Plan {
     /// The entry the page had, for the evicted-page gauges.
     was: Entry,
     compress: bool,
+    /// The sequential stream the fault continues, and how many pages to bring in after it.
+    stream: usize,
+    window: usize,
 }
 
 impl Pager {
@@ -180,10 +209,15 @@ impl Pager {
             Ok(None) => return Step::Done,
             Err(step) => return step,
         };
-        match self.carry_out(page, work, &mut plan) {
-            Ok(()) => Step::Done,
-            Err(f) => Step::Failed(f),
+        if let Err(f) = self.carry_out(page, work, &mut plan) {
+            return Step::Failed(f);
         }
+        if plan.window > 0
+            && let Err(f) = self.read_ahead(page, plan.stream, plan.window, work)
+        {
+            return Step::Failed(f);
+        }
+        Step::Done
     }
 
     /// Under the lock: look at the page, pick a frame (and a victim), and take the page's block
@@ -282,7 +316,13 @@ impl Pager {
         st.table.set(page, Entry::Restoring);
         st.clock.occupy(frame, page);
         st.in_flight += 1;
+        let (stream, window) = match source {
+            Source::Zeros { first_touch: true } => (0, 0),
+            _ => st.readahead.on_fault(page),
+        };
         Ok(Some(Plan {
+            stream,
+            window,
             frame,
             victims,
             evicting,

@@ -8,6 +8,7 @@
 
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
+use super::readahead::READAHEAD;
 use crate::codec::Codec;
 use crate::sys::FaultStack;
 
@@ -22,6 +23,10 @@ pub(super) struct Work {
     pub out: Box<[u8]>,
     /// The stored block of the page being restored, copied out of the store.
     pub block: Box<[u8]>,
+    /// Readahead: the stored blocks of the pages brought in ahead, a page apart.
+    pub blocks: Box<[u8]>,
+    /// Readahead: those pages decoded, one after the other.
+    pub ahead: Box<[u8]>,
     pub codec: Box<dyn Codec>,
 }
 
@@ -44,6 +49,10 @@ impl Scratches {
                     page: vec![0u8; page].into_boxed_slice(),
                     out: vec![0u8; page].into_boxed_slice(),
                     block: vec![0u8; page].into_boxed_slice(),
+                    // Zeroed allocations this large are fresh mappings: they take RAM only
+                    // once a readahead uses them.
+                    blocks: vec![0u8; READAHEAD * page].into_boxed_slice(),
+                    ahead: vec![0u8; READAHEAD * page].into_boxed_slice(),
                     codec: codec(),
                 },
             }));

@@ -1,0 +1,221 @@
+//! Readahead: a fault that continues a sequential stream brings in the pages after its own.
+//!
+//! ```text
+//!   fault on P, restored (restore.rs)
+//!     P continues a stream (the last fault of one brought in up to P - 1)?  window 4 → 8 → … 32
+//!     lock   the pages after P that are evicted (not resident, not never-touched), up to the
+//!            window and to the frames that are free: each → Restoring, into a free frame;
+//!            their blocks copied out of the store   unlock
+//!       decode them one after the other into one buffer, fill them with one call
+//!       (one UFFDIO_COPY, or pwrite + mprotect)
+//!     lock   each → Resident, unreferenced (the hand may take it on its first pass)   unlock
+//! ```
+//!
+//! Readahead never evicts: it takes only frames that are free, which a fault that evicted a
+//! run of neighbours or a batch of victims leaves behind. So a page brought in ahead can never
+//! push out a page that was used more recently than it. Pages brought in ahead enter
+//! unreferenced: were the stream to stop, they are the first the hand takes.
+//!
+//! Several threads scanning at once each make a stream: [`STREAMS`] are followed, the oldest
+//! replaced by a fault that continues none.
+
+use std::sync::PoisonError;
+
+use super::restore::{Source, copy_block_into, decode_into, fill_failed};
+use super::scratch::Work;
+use super::table::{Entry, Frame};
+use super::{Failure, Pager};
+use crate::page::{PageId, PageRun, page_size};
+
+use crate::stats::add;
+
+/// Most pages one fault brings in after its own.
+pub(super) const READAHEAD: usize = 32;
+/// The window of a stream's first continuation.
+const FIRST_WINDOW: usize = 4;
+/// Sequential streams followed at once.
+const STREAMS: usize = 4;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Stream {
+    /// The page whose fault continues the stream (0: no stream).
+    next: u32,
+    window: usize,
+}
+
+/// The sequential streams the fault path has seen (kept in the pager's state).
+#[derive(Debug, Default)]
+pub(super) struct Streams {
+    streams: [Stream; STREAMS],
+    /// The stream replaced next.
+    oldest: usize,
+}
+
+impl Streams {
+    /// A fault on `page`: which stream it belongs to, and how many pages after it to bring in.
+    pub fn on_fault(&mut self, page: PageId) -> (usize, usize) {
+        if let Some(i) = self
+            .streams
+            .iter()
+            .position(|s| s.next != 0 && s.next == page.0)
+        {
+            let s = &mut self.streams[i];
+            s.window = if s.window == 0 {
+                FIRST_WINDOW
+            } else {
+                (s.window * 2).min(READAHEAD)
+            };
+            return (i, s.window);
+        }
+        let i = self.oldest;
+        self.oldest = (self.oldest + 1) % STREAMS;
+        self.streams[i] = Stream {
+            next: page.0 + 1,
+            window: 0,
+        };
+        (i, 0)
+    }
+
+    /// The fault on `page` of stream `i` brought in `count` pages after it.
+    pub fn advanced(&mut self, i: usize, page: PageId, count: usize) {
+        self.streams[i].next = page.0 + 1 + u32::try_from(count).expect("small");
+    }
+}
+
+/// One page brought in ahead.
+#[derive(Clone, Copy)]
+struct Ahead {
+    frame: Frame,
+    source: Source,
+    was: Entry,
+}
+
+impl Pager {
+    /// After the fault on `page` (stream `stream`, window `window`) restored it: bring in the
+    /// pages after it that are not resident, into free frames. Returns how many it brought in.
+    /// Runs in the fault path; never evicts, never allocates.
+    pub(super) fn read_ahead(
+        &self,
+        page: PageId,
+        stream: usize,
+        window: usize,
+        work: &mut Work,
+    ) -> Result<usize, Failure> {
+        let size = page_size();
+        let none = Ahead {
+            frame: 0,
+            source: Source::Zeros { first_touch: false },
+            was: Entry::Zero,
+        };
+        let mut ahead = [none; READAHEAD];
+        let mut count = 0;
+        {
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let st = &mut *st;
+            let want = window.min(READAHEAD);
+            while count < want {
+                let next = PageId(page.0 + 1 + u32::try_from(count).expect("small"));
+                if next.index() >= st.high_water {
+                    break;
+                }
+                let entry = st.table.get(next);
+                // Evicted pages only: a page never touched may never be (and its first touch
+                // counts as one).
+                let Some(source) =
+                    Source::of(entry).filter(|s| !matches!(s, Source::Zeros { first_touch: true }))
+                else {
+                    break;
+                };
+                let Some(frame) = st.clock.take_free() else {
+                    break;
+                };
+                if let Entry::Stored { block, len, .. } = entry {
+                    let len = len as usize;
+                    let at = count * size;
+                    let (scratch, dst) = (&mut work.out, &mut work.blocks[at..at + size]);
+                    if copy_block_into(st, scratch, dst, next, block, len).is_err() {
+                        // Readahead is a guess: leave this page to its own fault, which
+                        // reports what is wrong with its block.
+                        st.clock.vacate(frame);
+                        break;
+                    }
+                    st.store.remove(next, block, len);
+                }
+                st.table.set(next, Entry::Restoring);
+                st.clock.occupy_cold(frame, next);
+                ahead[count] = Ahead {
+                    frame,
+                    source,
+                    was: entry,
+                };
+                count += 1;
+            }
+            st.readahead.advanced(stream, page, count);
+            if count == 0 {
+                return Ok(0);
+            }
+            st.in_flight += 1;
+        }
+        let run = PageRun {
+            first: PageId(page.0 + 1),
+            count: u32::try_from(count).expect("small"),
+        };
+        for (i, a) in ahead[..count].iter().enumerate() {
+            let at = i * size;
+            let (block, pages) = (&work.blocks[at..at + size], &mut work.ahead[at..at + size]);
+            if !decode_into(&mut *work.codec, a.source, block, pages)? {
+                pages.fill(0);
+            }
+        }
+        self.backend
+            .fill(run, Some(&work.ahead[..count * size]))
+            .map_err(fill_failed)?;
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let c = &self.counters;
+        for (p, a) in run.pages().zip(&ahead[..count]) {
+            st.table.set(p, Entry::Resident { frame: a.frame });
+            self.count_evicted(a.was, false);
+        }
+        add(&c.resident_pages, count as u64);
+        add(&c.restores, count as u64);
+        add(&c.readahead_pages, count as u64);
+        st.in_flight -= 1;
+        self.publish_store_stats(&st);
+        drop(st);
+        self.settled.advance();
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_grows_its_window_and_a_stranger_starts_a_new_one() {
+        let mut s = Streams::default();
+        assert_eq!(s.on_fault(PageId(10)), (0, 0));
+        s.advanced(0, PageId(10), 0);
+        assert_eq!(s.on_fault(PageId(11)), (0, FIRST_WINDOW));
+        s.advanced(0, PageId(11), FIRST_WINDOW);
+        let next = PageId(12 + u32::try_from(FIRST_WINDOW).unwrap());
+        assert_eq!(s.on_fault(next), (0, 2 * FIRST_WINDOW));
+        // Another thread's stream elsewhere does not disturb this one.
+        assert_eq!(s.on_fault(PageId(500)), (1, 0));
+        s.advanced(0, next, 2 * FIRST_WINDOW);
+        let mut at = next.0 + 1 + 2 * u32::try_from(FIRST_WINDOW).unwrap();
+        for _ in 0..4 {
+            let (i, w) = s.on_fault(PageId(at));
+            assert_eq!(i, 0);
+            assert!(w <= READAHEAD);
+            s.advanced(0, PageId(at), w);
+            at += 1 + u32::try_from(w).unwrap();
+        }
+        assert_eq!(s.on_fault(PageId(at)).1, READAHEAD);
+        // A fault that continues no stream replaces the oldest.
+        for p in [900, 901 + 7, 2000] {
+            s.on_fault(PageId(p));
+        }
+        assert_eq!(s.on_fault(PageId(at + 1)).1, 0);
+    }
+}
