@@ -100,7 +100,7 @@ struct GhostMemoryStats {
     std::uint64_t compressed_pages = 0;     ///< Evicted pages stored LZ4-compressed.
     std::uint64_t incompressible_pages = 0; ///< Evicted pages stored raw.
     std::uint64_t page_faults = 0;          ///< Faults handled (first touches and restores).
-    std::uint64_t first_touches = 0;        ///< Faults on never-touched pages.
+    std::uint64_t first_touches = 0;        ///< Never-touched pages given zero contents.
     std::uint64_t evictions = 0;            ///< Pages evicted since start.
     std::uint64_t restores = 0;             ///< Pages restored since start.
     std::uint64_t allocated_pages = 0;      ///< Pages held by live allocations.
@@ -111,7 +111,7 @@ struct GhostMemoryStats {
     std::uint64_t disk_auth_failures = 0;   ///< Stored pages that failed authentication.
     std::uint64_t store_slots_reused = 0;   ///< Stores that reused a freed block's space.
     std::uint64_t fault_backend = 0; ///< GHOSTMEM_BACKEND_USERFAULTFD (1), _MPROTECT (2), _THREAD (3).
-    std::uint64_t readahead_pages = 0; ///< Pages restored ahead of their use (also in restores).
+    std::uint64_t readahead_pages = 0; ///< Pages brought in ahead of use (also in restores or first_touches).
 };
 
 /**

@@ -167,7 +167,8 @@ typedef struct ghostmem_stats {
     uint64_t compressed_pages;     /**< Evicted pages stored LZ4-compressed. */
     uint64_t incompressible_pages; /**< Evicted pages stored raw. */
     uint64_t faults;               /**< Page faults handled (first touches and restores). */
-    uint64_t first_touches;        /**< Faults that gave a fresh page its zero contents. */
+    uint64_t first_touches;        /**< Fresh pages given their zero contents (by a fault,
+                                        or ahead of one: readahead_pages). */
     uint64_t evictions;            /**< Pages evicted (counter). */
     uint64_t restores;             /**< Evicted pages brought back (counter). */
     uint64_t allocated_pages;      /**< Pages of address space held by live allocations. */
@@ -182,8 +183,8 @@ typedef struct ghostmem_stats {
     uint64_t fault_backend;        /**< The fault backend in use: ::GHOSTMEM_BACKEND_USERFAULTFD,
                                         ::GHOSTMEM_BACKEND_MPROTECT or
                                         ::GHOSTMEM_BACKEND_USERFAULTFD_THREAD. */
-    uint64_t readahead_pages;      /**< Evicted pages brought back ahead of their use by a
-                                        fault in a sequential stream (also in restores). */
+    uint64_t readahead_pages;      /**< Pages brought in ahead of their use by a fault in a
+                                        sequential stream (also in restores or first_touches). */
 } ghostmem_stats_t;
 
 /** ghostmem_stats_t::fault_backend: userfaultfd in SIGBUS mode (the default where allowed). */

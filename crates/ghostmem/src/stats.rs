@@ -42,7 +42,8 @@ macro_rules! __stats_fields {
             incompressible_pages: counter,
             /// Page faults handled on ghost memory (first touches and restores).
             faults: counter,
-            /// Faults that gave a never-touched page its first, zero-filled contents.
+            /// Never-touched pages given their first, zero-filled contents (by their own
+            /// fault, or ahead of it: see `readahead_pages`).
             first_touches: counter,
             /// Pages evicted.
             evictions: counter,
@@ -68,8 +69,9 @@ macro_rules! __stats_fields {
             /// The fault backend in use: 1 userfaultfd, 2 mprotect (see
             /// [`Stats::backend`](crate::Stats::backend)).
             fault_backend: derived,
-            /// Evicted pages brought back ahead of their use, by a fault on the page before
-            /// them in a sequential stream (also counted in `restores`).
+            /// Pages brought in ahead of their use by a fault on the page before them in a
+            /// sequential stream: evicted pages (also counted in `restores`) and never-touched
+            /// ones (also counted in `first_touches`).
             readahead_pages: counter,
         }
     };

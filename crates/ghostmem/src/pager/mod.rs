@@ -552,29 +552,34 @@ mod tests {
             };
             let counter = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
             let c = &pager.counters;
-            for p in 0..32 {
+            // Backwards, so that no fault continues a stream: pages 16..32 are evicted now.
+            for p in (0..32).rev() {
                 write(p);
             }
-            // Pages 0..16 are evicted now. Two free frames: page 0's fault starts a stream,
-            // page 1's continues it and takes the other frame; nothing is left to read ahead.
-            pager.set_budget(18).unwrap();
-            let evictions = counter(&c.evictions);
-            assert_eq!(read(0), 7, "{kind:?}");
-            assert_eq!(read(1), 8, "{kind:?}");
             assert_eq!(counter(&c.readahead_pages), 0, "{kind:?}");
-            // Three more free frames: page 2 continues the stream (window 8) and brings in
-            // pages 3 and 4, into the two frames its own fault left; nothing is evicted.
-            pager.set_budget(21).unwrap();
-            assert_eq!(read(2), 9, "{kind:?}");
+            let resident =
+                |c: &crate::stats::Counters| usize::try_from(counter(&c.resident_pages)).unwrap();
+            // Two free frames: page 16's fault starts a stream, page 17's continues it and
+            // takes the other frame; nothing is left to read ahead.
+            pager.set_budget(resident(c) + 2).unwrap();
+            let evictions = counter(&c.evictions);
+            assert_eq!(read(16), 23, "{kind:?}");
+            assert_eq!(read(17), 24, "{kind:?}");
+            assert_eq!(counter(&c.readahead_pages), 0, "{kind:?}");
+            // Three more free frames: page 18 continues the stream (window 8) and brings in
+            // pages 19 and 20, into the two frames its own fault left; nothing is evicted.
+            let budget = resident(c) + 3;
+            pager.set_budget(budget).unwrap();
+            assert_eq!(read(18), 25, "{kind:?}");
             assert_eq!(counter(&c.readahead_pages), 2, "{kind:?}");
             assert_eq!(
                 counter(&c.evictions),
                 evictions,
                 "{kind:?}: readahead evicted"
             );
-            assert_eq!(counter(&c.resident_pages), 21, "{kind:?}");
+            assert_eq!(resident(c), budget, "{kind:?}");
             let faults = counter(&c.faults);
-            assert_eq!((read(3), read(4)), (10, 11), "{kind:?}");
+            assert_eq!((read(19), read(20)), (26, 27), "{kind:?}");
             assert_eq!(
                 counter(&c.faults),
                 faults,
@@ -601,7 +606,11 @@ mod tests {
                 unsafe { base.add(i).write(i as u64 * 31 + 5) };
             }
             let c = &pager.counters;
-            let (faults, restores) = (c.faults.load(Relaxed), c.restores.load(Relaxed));
+            let (faults, restores, ahead) = (
+                c.faults.load(Relaxed),
+                c.restores.load(Relaxed),
+                c.readahead_pages.load(Relaxed),
+            );
             for i in 0..pages * words {
                 // SAFETY: as above.
                 let v = unsafe { base.add(i).read() };
@@ -612,7 +621,7 @@ mod tests {
                 );
             }
             let scan_faults = c.faults.load(Relaxed) - faults;
-            let ahead = c.readahead_pages.load(Relaxed);
+            let ahead = c.readahead_pages.load(Relaxed) - ahead;
             assert!(
                 ahead > pages as u64 / 2,
                 "{kind:?}: {ahead} pages read ahead"

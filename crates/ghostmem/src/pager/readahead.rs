@@ -3,7 +3,7 @@
 //! ```text
 //!   fault on P, restored (restore.rs)
 //!     P continues a stream (the last fault of one brought in up to P - 1)?  window 4 → 8 → … 32
-//!     lock   the pages after P that are evicted (not resident, not never-touched), up to the
+//!     lock   the pages after P that are not resident (evicted, or never touched), up to the
 //!            window and to the frames that are free: each → Restoring, into a free frame;
 //!            their blocks copied out of the store   unlock
 //!       decode them one after the other into one buffer, fill them with one call
@@ -104,8 +104,8 @@ impl Pager {
         let size = page_size();
         let none = Ahead {
             frame: 0,
-            source: Source::Zeros { first_touch: false },
-            was: Entry::Zero,
+            source: Source::Zeros { first_touch: true },
+            was: Entry::Fresh,
         };
         let mut ahead = [none; READAHEAD];
         let mut count = 0;
@@ -119,11 +119,7 @@ impl Pager {
                     break;
                 }
                 let entry = st.table.get(next);
-                // Evicted pages only: a page never touched may never be (and its first touch
-                // counts as one).
-                let Some(source) =
-                    Source::of(entry).filter(|s| !matches!(s, Source::Zeros { first_touch: true }))
-                else {
+                let Some(source) = Source::of(entry) else {
                     break;
                 };
                 let Some(frame) = st.clock.take_free() else {
@@ -174,10 +170,15 @@ impl Pager {
         let c = &self.counters;
         for (p, a) in run.pages().zip(&ahead[..count]) {
             st.table.set(p, Entry::Resident { frame: a.frame });
-            self.count_evicted(a.was, false);
+            match a.source {
+                Source::Zeros { first_touch: true } => add(&c.first_touches, 1),
+                _ => {
+                    self.count_evicted(a.was, false);
+                    add(&c.restores, 1);
+                }
+            }
         }
         add(&c.resident_pages, count as u64);
-        add(&c.restores, count as u64);
         add(&c.readahead_pages, count as u64);
         st.in_flight -= 1;
         self.publish_store_stats(&st);

@@ -316,10 +316,7 @@ impl Pager {
         st.table.set(page, Entry::Restoring);
         st.clock.occupy(frame, page);
         st.in_flight += 1;
-        let (stream, window) = match source {
-            Source::Zeros { first_touch: true } => (0, 0),
-            _ => st.readahead.on_fault(page),
-        };
+        let (stream, window) = st.readahead.on_fault(page);
         Ok(Some(Plan {
             stream,
             window,
