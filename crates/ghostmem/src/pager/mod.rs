@@ -454,22 +454,9 @@ mod tests {
     fn a_fault_without_a_free_frame_evicts_a_batch_whose_frames_the_next_faults_take() {
         let victims = super::restore::VICTIMS;
         for kind in [FaultBackend::Mprotect, FaultBackend::Userfaultfd] {
-            crate::registry::install_fault_handler().unwrap();
-            let page = page_size();
-            let budget = 16;
-            let pager = Pager::new(
-                crate::sys::open_backend(Some(kind), 128 * page).unwrap(),
-                budget,
-                Box::new(crate::store::MemoryStore::new(page)),
-                &|| Box::new(crate::codec::Lz4::new()),
-                true,
-            )
-            .unwrap();
+            let (page, budget) = (page_size(), 16);
+            let pager = test_pager(kind, 128, budget);
             let slot = crate::registry::register(&pager).unwrap();
-            pager.activate(PageRun {
-                first: PageId(0),
-                count: 128,
-            });
             let base = pager.arena.base() as *mut u64;
             // Every other page, so that no victim has resident neighbours to take along.
             let touch = |p: usize| {
