@@ -163,6 +163,75 @@ fn threads_touching_ghost_memory_are_served_by_the_handler_thread() {
     unsafe { g.free_raw(p as *mut u8, pages * page) }.unwrap();
 }
 
+/// Threads that touch one page at once each queue a fault message; the first fill wakes them
+/// all, and the page may be freed before the handler thread reads the other messages. Those
+/// stale messages must not be taken for accesses to freed memory (they were, about once in
+/// sixteen runs of the test above).
+#[test]
+fn fault_messages_that_outlive_a_free_are_not_fatal() {
+    let g = kernel_instance();
+    let page = page_size();
+    for round in 0..400u64 {
+        let pages = 16;
+        let p = g.alloc_raw(pages * page).unwrap().as_ptr() as usize;
+        std::thread::scope(|s| {
+            for t in 0..4usize {
+                s.spawn(move || {
+                    let p = p as *mut u64;
+                    for q in 0..pages {
+                        let i = q * page / 8 + t;
+                        // SAFETY: inside the allocation, aligned; threads write disjoint words
+                        // of the same pages.
+                        unsafe { p.add(i).write(i as u64 ^ round) };
+                    }
+                });
+            }
+        });
+        // SAFETY: allocated above with this size, not used afterwards.
+        unsafe { g.free_raw(p as *mut u8, pages * page) }.unwrap();
+    }
+    assert!(g.stats().faults > 0);
+}
+
+/// A real access to freed ghost memory in kernel-access mode still ends the process with a
+/// message (in a child process).
+#[test]
+fn touching_freed_memory_in_kernel_access_mode_is_fatal() {
+    const CHILD: &str = "GHOSTMEM_TEST_KERNEL_ACCESS_FREED";
+    if std::env::var_os(CHILD).is_some() {
+        let g = kernel_instance();
+        let p = g.alloc_raw(4 * page_size()).unwrap().as_ptr();
+        // SAFETY: allocated above with this size.
+        unsafe { g.free_raw(p, 4 * page_size()) }.unwrap();
+        println!("FREED");
+        // SAFETY: deliberately invalid: the memory was freed; the process must end here.
+        let v = unsafe { p.cast::<u64>().add(3).read_volatile() };
+        println!("READ {v}");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "touching_freed_memory_in_kernel_access_mode_is_fatal",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("FREED") && !stdout.contains("READ"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("not allocated"), "{stderr}");
+}
+
 #[test]
 fn kernel_access_with_another_forced_backend_is_a_configuration_error() {
     let e = Config::builder()

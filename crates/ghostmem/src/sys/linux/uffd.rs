@@ -52,6 +52,7 @@ use crate::sys::{Backend, BackendKind, Outcome};
 const UFFD_API: u64 = 0xaa;
 const UFFD_USER_MODE_ONLY: libc::c_int = 1;
 const UFFD_FEATURE_SIGBUS: u64 = 1 << 7;
+const UFFD_FEATURE_THREAD_ID: u64 = 1 << 8;
 const UFFDIO_REGISTER_MODE_MISSING: u64 = 1 << 0;
 const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
 const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1 << 0;
@@ -247,7 +248,7 @@ impl Userfaultfd {
         let mut api = UffdioApi {
             api: UFFD_API,
             features: if thread.is_some() {
-                0
+                UFFD_FEATURE_THREAD_ID
             } else {
                 UFFD_FEATURE_SIGBUS
             },
@@ -303,6 +304,7 @@ impl Userfaultfd {
         };
         let mut msgs = [UffdMsg::default(); 16];
         let mut idle_since: Option<Instant> = None;
+        let mut last_invalid: Option<(u64, u64)> = None;
         while !stop.load(SeqCst) {
             // SAFETY: read(2) into `msgs`, a buffer of that many bytes.
             let n = unsafe {
@@ -317,7 +319,7 @@ impl Userfaultfd {
                 let count = n.unsigned_abs() / std::mem::size_of::<UffdMsg>();
                 for msg in &msgs[..count] {
                     if msg.event == UFFD_EVENT_PAGEFAULT {
-                        self.resolve(msg.address, fault);
+                        self.resolve(msg, fault, &mut last_invalid);
                     }
                 }
                 continue;
@@ -360,26 +362,44 @@ impl Userfaultfd {
         }
     }
 
-    fn resolve(&self, address: u64, fault: &dyn Fn(PageId) -> Outcome) {
-        let addr = usize::try_from(address).expect("addresses fit in usize");
+    /// Resolve one fault message. A message about a page that is not allocated is usually
+    /// stale: several threads touched one page, the first message's fill woke them all (or a
+    /// readahead filled the page), and the page was freed before the others' messages were
+    /// read. So such a message only wakes its thread; the thread's access is fatal when the
+    /// same thread faults on the same page again right after (`last_invalid`: thread and page
+    /// of the last such message), which a real access to freed memory does at once.
+    fn resolve(
+        &self,
+        msg: &UffdMsg,
+        fault: &dyn Fn(PageId) -> Outcome,
+        last_invalid: &mut Option<(u64, u64)>,
+    ) {
+        let addr = usize::try_from(msg.address).expect("addresses fit in usize");
         let base = self.arena.base();
         let page =
             PageId(u32::try_from((addr - base) / page_size()).expect("arena pages fit in u32"));
+        let wake = |what| {
+            if let Err(e) = self.wake(page) {
+                super::fatal_fault(addr, what, e.raw_os_error());
+            }
+        };
         match fault(page) {
             Outcome::Handled => {
-                if let Err(e) = self.wake(page) {
+                *last_invalid = None;
+                wake("waking the faulting thread (UFFDIO_WAKE)");
+            }
+            Outcome::Invalid | Outcome::NotOurs => {
+                let this = (msg.ptid & u64::from(u32::MAX), u64::from(page.0));
+                if *last_invalid == Some(this) {
                     super::fatal_fault(
                         addr,
-                        "waking the faulting thread (UFFDIO_WAKE)",
-                        e.raw_os_error(),
+                        "serving an access to ghost memory that is not allocated (freed, or never allocated) in kernel-access mode: accessing it",
+                        0,
                     );
                 }
+                *last_invalid = Some(this);
+                wake("waking a thread whose fault message was stale (UFFDIO_WAKE)");
             }
-            Outcome::Invalid | Outcome::NotOurs => super::fatal_fault(
-                addr,
-                "serving an access to ghost memory that is not allocated (freed, or never allocated) in kernel-access mode: accessing it",
-                0,
-            ),
             Outcome::Fatal { what, errno } => super::fatal_fault(addr, what, errno),
         }
     }
