@@ -26,7 +26,7 @@ use std::ptr::NonNull;
 use rustix::fs::{FallocateFlags, MemfdFlags};
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 
-use crate::page::{PageRun, page_size};
+use crate::page::{PageId, PageRun, page_size};
 
 /// An owned reservation of ghost address space, backed by a memfd. `Drop` unmaps it.
 pub(crate) struct Arena {
@@ -150,6 +150,19 @@ impl Arena {
             done += n;
         }
         Ok(())
+    }
+
+    /// Zero `len` bytes at `offset` inside `page`, through the user view.
+    ///
+    /// # Safety
+    /// - `page` is accessible (not revoked) for the whole call, so the stores cannot fault;
+    /// - no thread reads or writes those bytes meanwhile (they belong to no allocation).
+    pub unsafe fn zero(&self, page: PageId, offset: usize, len: usize) {
+        assert!(offset + len <= page_size(), "range outside the page");
+        let (addr, _) = self.range(PageRun::one(page));
+        // SAFETY: inside our mapping (checked by `range` and the assert above); accessible and
+        // touched by no one else (the caller's contract).
+        unsafe { std::ptr::write_bytes(addr.cast::<u8>().add(offset), 0, len) };
     }
 
     /// Free the RAM behind `run`: its pages become holes that read as zeros.
