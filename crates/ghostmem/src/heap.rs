@@ -7,7 +7,10 @@
 //!   pages that its slots fill exactly (the least common multiple of the page size and the
 //!   class size), so no slab has a tail it cannot use; with the classes above that is at most 7
 //!   pages for any page size. A slab is released (RAM and stored data freed) when its last slot
-//!   is freed.
+//!   is freed. Before that, its free slots are zeroed each time its live slots fall to half its
+//!   capacity, a quarter, an eighth and so on ([`Pager::scrub`]: in place if the page is
+//!   resident, in the stored block if it is evicted), so that an evicted slab page costs the
+//!   store about what its live slots would, not what it held when it was full.
 //! - Every other request (a whole number of pages, a class that is a whole number of pages,
 //!   anything above 64 KiB, or an alignment above the page size) gets a run of whole pages from
 //!   the run allocator (best fit over free runs, coalescing on free; fresh pages from the end of
@@ -129,6 +132,13 @@ fn held_bytes(all: &[Class], page: usize, size: usize) -> usize {
         }
         None => size.div_ceil(page) * page,
     }
+}
+
+/// Whether a slab whose live slots just fell to `live` (of `capacity`) is scrubbed: at half,
+/// a quarter, an eighth ... of its capacity. Once it is below half full its pages then hold
+/// fewer freed bytes than live ones, for at most log2(capacity) scrubs on the way down.
+fn scrub_at(live: u32, capacity: usize) -> bool {
+    live.is_power_of_two() && 2 * live as usize <= capacity
 }
 
 struct Slab {
@@ -540,6 +550,9 @@ impl Heap {
                         count: u32::try_from(pages).expect("at most MAX_SLAB_PAGES"),
                     })
                 } else {
+                    if scrub_at(slab.live, slab.capacity()) {
+                        Self::scrub(pager, head, slab);
+                    }
                     st.list(head);
                     None
                 }
@@ -556,6 +569,44 @@ impl Heap {
         sub(&pager.counters.live_bytes, usable as u64);
         if let Some(run) = released {
             Self::give_back(st, pager, run);
+        }
+    }
+
+    /// Zero the free slots of the slab at `head` in each of its pages (see
+    /// [`Pager::scrub`]), so that stored copies of its pages stop carrying freed bytes.
+    fn scrub(pager: &Pager, head: u32, slab: &Slab) {
+        let c = classes()[usize::from(slab.class)];
+        let page = page_size();
+        for k in 0..c.slab_pages {
+            let (lo, hi) = (k * page, (k + 1) * page);
+            // The slots that overlap page k, and of those the free ones as ranges in the page
+            // (neighbouring free slots as one range).
+            let slots = lo / c.size..(hi - 1) / c.size + 1;
+            let free = |emit: &mut dyn FnMut(usize, usize)| {
+                let mut run: Option<(usize, usize)> = None;
+                for i in slots.clone().filter(|&i| !slab.is_used(i)) {
+                    let (start, end) = ((i * c.size).max(lo) - lo, ((i + 1) * c.size).min(hi) - lo);
+                    run = match run {
+                        Some((s, e)) if e == start => Some((s, end)),
+                        Some((s, e)) => {
+                            emit(s, e - s);
+                            Some((start, end))
+                        }
+                        None => Some((start, end)),
+                    };
+                }
+                if let Some((s, e)) = run {
+                    emit(s, e - s);
+                }
+            };
+            let id = PageId(head + u32::try_from(k).expect("at most MAX_SLAB_PAGES"));
+            if let Err(f) = pager.scrub(id, &free) {
+                tracing::error!(
+                    what = f.what,
+                    errno = f.errno,
+                    "zeroing freed slots of an evicted page failed; the page keeps them"
+                );
+            }
         }
     }
 

@@ -2,9 +2,10 @@
 //! restoring evicted pages on a fault.
 //!
 //! Stages, one file each: the page table and its states ([`table`]), CLOCK ([`clock`]),
-//! eviction ([`evict`]), the fault path that restores ([`restore`]), and the working memory
-//! faults use ([`scratch`]). The pager is handed its fault backend ([`crate::sys::Backend`]),
-//! through which every change of access to a page goes.
+//! eviction ([`evict`]), the fault path that restores ([`restore`]), the working memory
+//! faults use ([`scratch`]), and zeroing the bytes the heap freed ([`scrub`]). The pager is
+//! handed its fault backend ([`crate::sys::Backend`]), through which every change of access to
+//! a page goes.
 //!
 //! Locking: one mutex per instance guards the table, CLOCK and the store, and is held only for
 //! short decisions; the slow work of a fault (system calls, compression) runs without it, so
@@ -20,6 +21,7 @@ mod pin;
 mod readahead;
 mod restore;
 mod scratch;
+mod scrub;
 mod table;
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};

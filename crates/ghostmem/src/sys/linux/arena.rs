@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use rustix::fs::{FallocateFlags, MemfdFlags};
 use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
 
-use crate::page::{PageRun, page_size};
+use crate::page::{PageId, PageRun, page_size};
 
 /// What lies behind an arena's pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,6 +293,19 @@ impl Arena {
             self.discard(run).map_err(|e| (i, e))?;
         }
         Ok(())
+    }
+
+    /// Zero `len` bytes at `offset` inside `page`, through the user view.
+    ///
+    /// # Safety
+    /// - `page` is accessible (not revoked) for the whole call, so the stores cannot fault;
+    /// - no thread reads or writes those bytes meanwhile (they belong to no allocation).
+    pub unsafe fn zero(&self, page: PageId, offset: usize, len: usize) {
+        assert!(offset + len <= page_size(), "range outside the page");
+        let (addr, _) = self.range(PageRun::one(page));
+        // SAFETY: inside our mapping (checked by `range` and the assert above); accessible and
+        // touched by no one else (the caller's contract).
+        unsafe { std::ptr::write_bytes(addr.cast::<u8>().add(offset), 0, len) };
     }
 
     /// Free the RAM behind `run`: a memfd's pages become holes that read as zeros; an
