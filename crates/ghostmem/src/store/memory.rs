@@ -253,8 +253,8 @@ pub struct CompactionStats {
     pub blocks_moved: u64,
     /// Chunks given back to the OS since the store was made.
     pub chunks_released: u64,
-    /// Chunks that could not be unmapped (their RAM was released with `MADV_DONTNEED`
-    /// instead and they stay mapped, empty).
+    /// Chunks whose memory the kernel refused to take back (`MADV_DONTNEED` failed): they
+    /// stay in their class, empty, to be tried again.
     pub release_errors: u64,
     /// Bytes that compaction could give back now.
     pub reclaimable_bytes: u64,
@@ -1030,5 +1030,72 @@ mod tests {
             ));
         }
         check(&mut s, a, 1, 10);
+    }
+
+    #[test]
+    fn a_chunk_the_kernel_will_not_discard_is_counted_and_kept() {
+        let mut s = MemoryStore::new(PAGE);
+        let a = put(&mut s, 1, 64);
+        let (chunk, _) = s.resolve(a).unwrap();
+        let base = s.slot_addr(chunk, 0);
+        s.remove(PageId(0), a, 64);
+        assert_eq!(
+            s.compaction_stats().chunks,
+            1,
+            "the class's last chunk stays"
+        );
+        // `MADV_DONTNEED` fails (EINVAL) on locked pages: lock the chunk's one page.
+        // SAFETY: `base..base + PAGE` is the empty chunk, inside a region the store mapped;
+        // locking changes no byte of it.
+        unsafe { rustix::mm::mlock(base as *mut _, PAGE) }.expect("mlock of one page");
+        s.compact_all();
+        let st = s.compaction_stats();
+        assert_eq!(
+            (st.release_errors, st.chunks_released, st.chunks),
+            (1, 0, 1),
+            "{st:?}"
+        );
+        // SAFETY: as for `mlock`.
+        unsafe { rustix::mm::munlock(base as *mut _, PAGE) }.expect("munlock");
+        s.compact_all();
+        let st = s.compaction_stats();
+        assert_eq!(
+            (st.release_errors, st.chunks_released, st.chunks),
+            (1, 1, 0),
+            "the next try discards it: {st:?}"
+        );
+        let b = put(&mut s, 2, 64);
+        check(&mut s, b, 2, 64);
+    }
+
+    #[test]
+    fn dropping_a_store_unmaps_its_regions() {
+        crate::store::alone::run("store::memory::tests::dropped_stores_leave_no_mapping");
+    }
+
+    /// Stores with a region in every size class, made and dropped eight times, leave the
+    /// process no larger than one would. Alone in its process (see [`crate::store::alone`]).
+    #[test]
+    #[ignore = "the child side of dropping_a_store_unmaps_its_regions"]
+    fn dropped_stores_leave_no_mapping() {
+        crate::store::alone::check_child();
+        let fill = || {
+            let mut s = MemoryStore::new(PAGE);
+            for len in (64..=PAGE).step_by(64) {
+                put(&mut s, 1, len);
+            }
+            s.compaction_stats().address_space_bytes
+        };
+        // A first round, so that whatever the harness or the allocator maps once is mapped.
+        let one = fill();
+        let before = crate::store::alone::vm_bytes();
+        for _ in 0..8 {
+            fill();
+        }
+        let grown = crate::store::alone::vm_bytes().saturating_sub(before);
+        assert!(
+            grown < one,
+            "8 stores of {one} bytes of regions made and dropped; the process grew by {grown} bytes"
+        );
     }
 }
