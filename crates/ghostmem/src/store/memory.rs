@@ -815,6 +815,26 @@ mod tests {
     }
 
     #[test]
+    fn every_class_of_more_than_eight_slots_uses_every_group() {
+        for page in [4096, 16384, 65536] {
+            for k in 1..=SLOTS {
+                let c = Class::new(k * page / SLOTS, page);
+                if c.slots as usize <= GROUPS {
+                    continue;
+                }
+                let groups: Vec<u8> = (1..c.slots).map(|n| c.list_for(n)).collect();
+                let what = format!("page {page}, {} slots: {groups:?}", c.slots);
+                assert_eq!(groups[0], 0, "{what}");
+                assert_eq!(usize::from(groups[groups.len() - 1]), GROUPS - 1, "{what}");
+                assert!(
+                    groups.windows(2).all(|w| w[1] == w[0] || w[1] == w[0] + 1),
+                    "{what}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn chunk_geometry_wastes_little() {
         for page in [4096, 16384, 65536] {
             let (mut worst, mut sum) = (0.0f64, 0.0f64);
@@ -870,6 +890,31 @@ mod tests {
         assert_eq!(s.reserved_bytes(), reserved);
         check(&mut s, b, 2, 4096);
         check(&mut s, c, 3, 120);
+    }
+
+    #[test]
+    fn slots_are_lengths_rounded_up_to_a_granule() {
+        let s = MemoryStore::new(PAGE);
+        assert_eq!(s.slot_bytes_for(1), 64);
+        assert_eq!(s.slot_bytes_for(64), 64);
+        assert_eq!(s.slot_bytes_for(65), 128);
+        assert_eq!(s.slot_bytes_for(PAGE - 1), PAGE);
+        assert_eq!(s.slot_bytes_for(PAGE), PAGE);
+    }
+
+    #[test]
+    fn every_removed_handle_is_handed_out_again() {
+        let mut s = MemoryStore::new(PAGE);
+        let blocks: Vec<BlockRef> = (0..10).map(|i| put(&mut s, byte(i), 100)).collect();
+        for &b in &blocks[2..6] {
+            s.remove(PageId(0), b, 100);
+        }
+        // The free handles form a list: all four come back (last removed first), and the
+        // handle table does not grow.
+        let again: Vec<BlockRef> = (0..4).map(|i| put(&mut s, byte(i), 100)).collect();
+        assert_eq!(again, [blocks[5], blocks[4], blocks[3], blocks[2]]);
+        assert_eq!(s.handles.len(), 10);
+        assert_eq!(put(&mut s, 7, 100), BlockRef(10));
     }
 
     #[test]
