@@ -950,6 +950,20 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_emptied_from_full_is_kept_too() {
+        let mut s = MemoryStore::new(PAGE);
+        let blocks: Vec<BlockRef> = (0..64).map(|i| put(&mut s, byte(i), 64)).collect();
+        let class = s.class_of(64);
+        assert_eq!(s.classes[class].partial, 0, "a full chunk is in no list");
+        for &b in &blocks {
+            s.remove(PageId(0), b, 64);
+        }
+        let st = s.compaction_stats();
+        assert_eq!((st.chunks, st.chunks_released), (1, 0), "{st:?}");
+        assert_eq!((s.classes[class].partial, s.classes[class].empties), (0, 1));
+    }
+
+    #[test]
     fn compaction_moves_blocks_and_keeps_handles() {
         let mut s = MemoryStore::new(PAGE);
         let blocks: Vec<BlockRef> = (0..64 * 4).map(|i| put(&mut s, byte(i), 200)).collect();
