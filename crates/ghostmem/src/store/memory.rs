@@ -918,6 +918,18 @@ mod tests {
     }
 
     #[test]
+    fn only_slots_written_before_count_as_reused() {
+        let mut s = MemoryStore::new(PAGE);
+        let blocks: Vec<BlockRef> = (0..3).map(|i| put(&mut s, byte(i), 100)).collect();
+        s.remove(PageId(0), blocks[1], 100);
+        let b = put(&mut s, 7, 100);
+        assert_eq!(s.stats().slots_reused, 1, "slot 1 held a block before");
+        put(&mut s, 8, 100);
+        assert_eq!(s.stats().slots_reused, 1, "slot 3 is fresh");
+        check(&mut s, b, 7, 100);
+    }
+
+    #[test]
     fn chunks_are_whole_pages() {
         let s = MemoryStore::new(PAGE);
         assert_eq!(s.chunk_bytes_for(1), PAGE);
