@@ -1078,14 +1078,56 @@ mod tests {
             }
         }
         let class = s.class_of(200);
+        let used = |s: &MemoryStore| [0, 1].map(|c| s.chunks.get(c).used.count_ones());
         assert_eq!(s.compact_class(class, 3), 3);
         let st = s.compaction_stats();
         assert_eq!((st.blocks_moved, st.chunks), (3, 2), "{st:?}");
+        assert_eq!(
+            used(&s),
+            [57, 1],
+            "from the emptiest chunk into the fullest"
+        );
+        // The last block (1) and the discard of chunk 1 (4), within a budget of 8.
+        assert_eq!(s.compact_class(class, 8), 5);
+        let st = s.compaction_stats();
+        assert_eq!(
+            (st.blocks_moved, st.chunks, st.chunks_released),
+            (4, 1, 1),
+            "{st:?}"
+        );
         for (i, &b) in blocks.iter().enumerate() {
             if i < 54 || (64..68).contains(&i) {
                 check(&mut s, b, byte(i), 200);
             }
         }
+    }
+
+    #[test]
+    fn a_compaction_step_discards_two_empty_chunks_within_its_budget() {
+        let mut s = MemoryStore::new(PAGE);
+        let class = s.class_of(64);
+        // Two full one-page chunks, locked so that emptying them cannot discard them.
+        let blocks: Vec<BlockRef> = (0..128).map(|i| put(&mut s, byte(i), 64)).collect();
+        let bases = [0, 1].map(|c| s.chunks.get(c).base);
+        for base in bases {
+            // SAFETY: a chunk of one page inside a region the store mapped; locking changes
+            // no byte of it.
+            unsafe { rustix::mm::mlock(base as *mut _, PAGE) }.expect("mlock of one page");
+        }
+        for &b in &blocks {
+            s.remove(PageId(0), b, 64);
+        }
+        let st = s.compaction_stats();
+        assert_eq!((st.chunks, st.release_errors), (2, 1), "{st:?}");
+        assert_eq!(s.classes[class].empties, 2);
+        for base in bases {
+            // SAFETY: as for `mlock`.
+            unsafe { rustix::mm::munlock(base as *mut _, PAGE) }.expect("munlock");
+        }
+        // Two discards cost 4 each: both fit a step's budget of 8.
+        assert_eq!(s.compact_class(class, STEP_BUDGET), 8);
+        let st = s.compaction_stats();
+        assert_eq!((st.chunks, st.chunks_released), (0, 2), "{st:?}");
     }
 
     #[test]
