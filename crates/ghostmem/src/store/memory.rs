@@ -1068,6 +1068,24 @@ mod tests {
     }
 
     #[test]
+    fn compaction_runs_from_an_eighth_down_to_a_sixteenth() {
+        let mut s = MemoryStore::new(PAGE);
+        // 64 MiB of chunks, far above the floor: the marks are 8 MiB and 4 MiB.
+        s.chunk_bytes = 64 << 20;
+        for (reclaimable, compacting) in [
+            (8 << 20, false),
+            ((8 << 20) + 1, true),
+            (5 << 20, true),
+            ((4 << 20) + 1, true),
+            (4 << 20, false),
+            (5 << 20, false),
+        ] {
+            s.reclaimable = reclaimable;
+            assert_eq!(s.should_compact(), compacting, "{reclaimable} reclaimable");
+        }
+    }
+
+    #[test]
     fn a_compaction_step_spends_its_budget_and_no_more() {
         let mut s = MemoryStore::new(PAGE);
         let blocks: Vec<BlockRef> = (0..128).map(|i| put(&mut s, byte(i), 200)).collect();
