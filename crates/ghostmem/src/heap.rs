@@ -800,20 +800,28 @@ mod tests {
 
     #[test]
     fn a_full_slab_has_no_slot_past_its_last() {
-        // A class whose slab's slots do not fill its last bitmap word (class 128 on 4 KiB
-        // pages: 32 slots in one page).
-        let class = (0..classes().len())
-            .find(|&c| classes()[c].slab_pages > 0 && classes()[c].slots % 64 != 0)
-            .expect("such a class exists on every page size");
-        let mut slab = Slab::new(u8::try_from(class).unwrap());
-        let capacity = slab.capacity();
-        let taken: Vec<usize> = std::iter::from_fn(|| slab.take()).collect();
-        assert_eq!(taken, (0..capacity).collect::<Vec<_>>());
-        assert!(slab.is_full());
-        slab.put(3);
-        assert!(!slab.is_used(3) && slab.is_used(4));
-        assert_eq!(slab.take(), Some(3));
-        assert_eq!(slab.take(), None);
+        // Classes whose slab's slots do not fill its last bitmap word (class 128 on 4 KiB
+        // pages: 32 slots in one page), and classes of several words (class 16: 256 slots).
+        assert!(
+            classes()
+                .iter()
+                .any(|c| c.slab_pages > 0 && c.slots % 64 != 0)
+        );
+        assert!(classes().iter().any(|c| c.slots > 64));
+        for class in (0..classes().len()).filter(|&c| classes()[c].slab_pages > 0) {
+            let mut slab = Slab::new(u8::try_from(class).unwrap());
+            let capacity = slab.capacity();
+            let taken: Vec<usize> = std::iter::from_fn(|| slab.take())
+                .take(capacity + 1)
+                .collect();
+            assert_eq!(taken, (0..capacity).collect::<Vec<_>>(), "class {class}");
+            assert!(slab.is_full());
+            // Every slab has at least two slots (class 6144 on 4 KiB pages: 2 in 3 pages).
+            slab.put(0);
+            assert!(!slab.is_used(0) && slab.is_used(1));
+            assert_eq!(slab.take(), Some(0));
+            assert_eq!(slab.take(), None);
+        }
     }
 
     #[test]
