@@ -1083,6 +1083,17 @@ mod tests {
             s.reclaimable = reclaimable;
             assert_eq!(s.should_compact(), compacting, "{reclaimable} reclaimable");
         }
+        // 4 MiB of chunks: the floor rules, 256 pages (1 MiB) to start, 128 to stop.
+        s.chunk_bytes = 4 << 20;
+        for (reclaimable, compacting) in [
+            (1 << 20, false),
+            ((1 << 20) + 1, true),
+            ((512 << 10) + 1, true),
+            (512 << 10, false),
+        ] {
+            s.reclaimable = reclaimable;
+            assert_eq!(s.should_compact(), compacting, "{reclaimable} reclaimable");
+        }
     }
 
     #[test]
