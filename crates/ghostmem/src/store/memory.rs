@@ -1160,6 +1160,25 @@ mod tests {
     }
 
     #[test]
+    fn empty_and_oversized_blocks_are_refused() {
+        let mut s = MemoryStore::new(PAGE);
+        for len in [0, PAGE + 1] {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                s.put(PageId(0), &vec![1; len])
+            }));
+            match r {
+                // Release builds refuse with an error, debug builds with this assertion.
+                Ok(r) => assert!(matches!(r, Err(StoreError::Io(_))), "{r:?}"),
+                Err(panic) => {
+                    let message = panic.downcast_ref::<String>().map_or("", String::as_str);
+                    assert_eq!(message, format!("a block of {len} bytes"));
+                }
+            }
+        }
+        assert_eq!(s.stats().live_bytes, 0);
+    }
+
+    #[test]
     fn out_of_range_loads_are_corrupt_not_a_panic() {
         let mut s = MemoryStore::new(PAGE);
         let mut scratch = vec![0u8; PAGE];
