@@ -962,6 +962,21 @@ mod tests {
     }
 
     #[test]
+    fn an_emptied_chunk_is_released_while_its_class_has_a_partial_one() {
+        let mut s = MemoryStore::new(PAGE);
+        // Chunk 0 full, chunk 1 with one block; then chunk 0 down to one block: both partial.
+        let blocks: Vec<BlockRef> = (0..65).map(|i| put(&mut s, byte(i), 64)).collect();
+        for &b in &blocks[1..64] {
+            s.remove(PageId(0), b, 64);
+        }
+        assert_eq!(s.compaction_stats().chunks, 2);
+        s.remove(PageId(0), blocks[0], 64);
+        let st = s.compaction_stats();
+        assert_eq!((st.chunks, st.chunks_released), (1, 1), "{st:?}");
+        check(&mut s, blocks[64], byte(64), 64);
+    }
+
+    #[test]
     fn a_chunk_emptied_from_full_is_kept_too() {
         let mut s = MemoryStore::new(PAGE);
         let blocks: Vec<BlockRef> = (0..64).map(|i| put(&mut s, byte(i), 64)).collect();
