@@ -237,3 +237,28 @@ fn a_run_may_take_the_whole_arena_and_no_more() {
     // SAFETY: as above.
     unsafe { common::free(&g, again, 32 * page) };
 }
+
+#[test]
+fn absurd_sizes_leave_a_run_where_it_was() {
+    let page = page_size();
+    let g = common::instance_with_space(4, 32 * page);
+    let run = common::alloc(&g, 2 * page);
+    // SAFETY: (whole block) `run` is a live allocation of 2 pages; a refused `realloc`
+    // changes nothing, so it stays live until the `free` at the end.
+    unsafe {
+        common::fill(run, 2 * page, 3);
+        for size in [32 * page + 1, usize::MAX / 2, usize::MAX - page] {
+            let r = g.realloc(run, size);
+            assert!(
+                matches!(
+                    r,
+                    Err(Error::TooLarge { .. } | Error::OutOfAddressSpace { .. })
+                ),
+                "realloc to {size}: {r:?}"
+            );
+        }
+        common::assert_pattern(run, 2 * page, 3, "the run after refused reallocs");
+        assert_eq!(g.usable_size(run), 2 * page);
+        common::free(&g, run, 2 * page);
+    }
+}
