@@ -825,6 +825,35 @@ mod tests {
     }
 
     #[test]
+    fn a_pointer_past_a_shorter_slab_is_not_allocated() {
+        // A slab of `n` pages at page 0 where a longer slab was before: page `n` keeps the
+        // longer slab's body tag, so it leads to this slab, past its last slot.
+        let page = page_size();
+        let class = (0..classes().len())
+            .find(|&c| (2..MAX_SLAB_PAGES - 1).contains(&classes()[c].slab_pages))
+            .expect("a slab class of 2 to 5 pages");
+        let c = classes()[class];
+        let class = u8::try_from(class).unwrap();
+        let heap = Heap::new(16);
+        let mut st = heap.lock();
+        st.tags[0] = tag::SLAB_HEAD + class;
+        for k in 1..=c.slab_pages {
+            st.tags[k] = tag::SLAB_BODY + u8::try_from(k).unwrap();
+        }
+        let mut slab = Slab::new(class);
+        slab.take();
+        st.slabs.insert(0, slab);
+        // `locate` reads only the metadata: any page-aligned base will do.
+        let base = 1 << 30;
+        let ptr = base + c.slab_pages * page;
+        assert_eq!(c.slab_pages * page, c.slots * c.size, "no tail");
+        assert!(matches!(
+            st.locate(base, 16 * page, ptr),
+            Err(FreeError::NotAllocated(p)) if p == ptr
+        ));
+    }
+
+    #[test]
     fn only_page_runs_are_zeroed_on_allocation() {
         let page = page_size();
         assert!(
