@@ -9,7 +9,9 @@
 #                    --lib, the unit tests; pass e.g. `-- --lib --test shadow_model` for more)
 #   MUTANTS_ARGS     (environment) more cargo-mutants options, e.g.
 #                    MUTANTS_ARGS="--timeout 30 --shard 0/8 --sharding round-robin"
-# Output: target/mutants/mutants.out (cargo-mutants' logs, outcomes.json, caught.txt,
+#   MUTANTS_OUTPUT   (environment) where mutants.out goes (default: target), so that two runs
+#                    can go on at once
+# Output: $MUTANTS_OUTPUT/mutants.out (cargo-mutants' logs, outcomes.json, caught.txt,
 # missed.txt, unviable.txt, timeout.txt), and a per-file summary on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,14 +47,15 @@ for f in "${files[@]}"; do
   file_args+=(--file "$f")
 done
 
+out="${MUTANTS_OUTPUT:-target}"
 echo "cargo mutants $(cargo mutants --version | awk '{print $2}'), $(date -u +%Y-%m-%d)"
-echo "+ cargo mutants --package ghostmem --test-package ghostmem ${file_args[*]} --output target --jobs 1 ${cargo_args[*]} ${extra_args[*]}"
+echo "+ cargo mutants --package ghostmem --test-package ghostmem ${file_args[*]} --output $out --jobs 1 ${cargo_args[*]} ${extra_args[*]}"
 status=0
-cargo mutants --package ghostmem --test-package ghostmem "${file_args[@]}" --output target \
+cargo mutants --package ghostmem --test-package ghostmem "${file_args[@]}" --output "$out" \
   --jobs 1 "${cargo_args[@]}" "${extra_args[@]}" || status=$?
 
 # Per file: caught (killed or timed out), missed, unviable, and the caught share of the viable.
-python3 - target/mutants.out/outcomes.json <<'PY'
+python3 - "$out/mutants.out/outcomes.json" <<'PY'
 import collections, json, sys
 outcomes = json.load(open(sys.argv[1]))["outcomes"]
 per_file = collections.defaultdict(collections.Counter)

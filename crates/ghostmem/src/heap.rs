@@ -851,20 +851,57 @@ mod tests {
 
     #[test]
     fn a_full_slab_has_no_slot_past_its_last() {
-        // A class whose slab's slots do not fill its last bitmap word (class 128 on 4 KiB
-        // pages: 32 slots in one page).
+        // Classes whose slab's slots do not fill its last bitmap word (class 128 on 4 KiB
+        // pages: 32 slots in one page), and classes of several words (class 16: 256 slots).
+        assert!(
+            classes()
+                .iter()
+                .any(|c| c.slab_pages > 0 && c.slots % 64 != 0)
+        );
+        assert!(classes().iter().any(|c| c.slots > 64));
+        for class in (0..classes().len()).filter(|&c| classes()[c].slab_pages > 0) {
+            let mut slab = Slab::new(u8::try_from(class).unwrap());
+            let capacity = slab.capacity();
+            let taken: Vec<usize> = std::iter::from_fn(|| slab.take())
+                .take(capacity + 1)
+                .collect();
+            assert_eq!(taken, (0..capacity).collect::<Vec<_>>(), "class {class}");
+            assert!(slab.is_full());
+            // Every slab has at least two slots (class 6144 on 4 KiB pages: 2 in 3 pages).
+            slab.put(0);
+            assert!(!slab.is_used(0) && slab.is_used(1));
+            assert_eq!(slab.take(), Some(0));
+            assert_eq!(slab.take(), None);
+        }
+    }
+
+    #[test]
+    fn a_pointer_past_a_shorter_slab_is_not_allocated() {
+        // A slab of `n` pages at page 0 where a longer slab was before: page `n` keeps the
+        // longer slab's body tag, so it leads to this slab, past its last slot.
+        let page = page_size();
         let class = (0..classes().len())
-            .find(|&c| classes()[c].slab_pages > 0 && classes()[c].slots % 64 != 0)
-            .expect("such a class exists on every page size");
-        let mut slab = Slab::new(u8::try_from(class).unwrap());
-        let capacity = slab.capacity();
-        let taken: Vec<usize> = std::iter::from_fn(|| slab.take()).collect();
-        assert_eq!(taken, (0..capacity).collect::<Vec<_>>());
-        assert!(slab.is_full());
-        slab.put(3);
-        assert!(!slab.is_used(3) && slab.is_used(4));
-        assert_eq!(slab.take(), Some(3));
-        assert_eq!(slab.take(), None);
+            .find(|&c| (2..MAX_SLAB_PAGES - 1).contains(&classes()[c].slab_pages))
+            .expect("a slab class of 2 to 5 pages");
+        let c = classes()[class];
+        let class = u8::try_from(class).unwrap();
+        let heap = Heap::new(16);
+        let mut st = heap.lock();
+        st.tags[0] = tag::SLAB_HEAD + class;
+        for k in 1..=c.slab_pages {
+            st.tags[k] = tag::SLAB_BODY + u8::try_from(k).unwrap();
+        }
+        let mut slab = Slab::new(class);
+        slab.take();
+        st.slabs.insert(0, slab);
+        // `locate` reads only the metadata: any page-aligned base will do.
+        let base = 1 << 30;
+        let ptr = base + c.slab_pages * page;
+        assert_eq!(c.slab_pages * page, c.slots * c.size, "no tail");
+        assert!(matches!(
+            st.locate(base, 16 * page, ptr),
+            Err(FreeError::NotAllocated(p)) if p == ptr
+        ));
     }
 
     #[test]

@@ -357,6 +357,23 @@ fn absurd_sizes_are_errors_not_panics() {
 }
 
 #[test]
+fn alignments_above_a_gibibyte_are_too_large() {
+    let ghost = common::instance_with_space(2, 1 << 20);
+    let r = ghost.alloc_aligned(16, 2 << 30);
+    assert!(matches!(r, Err(Error::TooLarge { .. })), "{r:?}");
+    // 1 GiB is the largest alignment: tried, though 1 MiB of address space almost never
+    // holds such an address.
+    match ghost.alloc_aligned(16, 1 << 30) {
+        Ok(p) => {
+            assert_eq!(p.as_ptr() as usize % (1 << 30), 0);
+            // SAFETY: the live allocation just made, with this size and alignment.
+            unsafe { ghost.free_aligned(p.as_ptr(), 16, 1 << 30) }.unwrap();
+        }
+        Err(e) => assert!(matches!(e, Error::OutOfAddressSpace { .. }), "{e:?}"),
+    }
+}
+
+#[test]
 fn exhausting_the_address_space_is_an_error_and_recoverable() {
     let page = page_size();
     let pages = 64;

@@ -6,6 +6,9 @@ mod common;
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 
 use allocator_api2::alloc::Allocator;
 use ghostmem::{Error, FreeError, page_size};
@@ -211,13 +214,41 @@ fn a_run_resized_within_its_pages_stays_put_even_when_boxed_in() {
     // same address, as asserted.
     unsafe {
         common::fill(run, 2 * page, 3);
-        assert_eq!(g.realloc(run, 2 * page - 100).unwrap().as_ptr(), run);
-        assert_eq!(g.realloc(run, 2 * page).unwrap().as_ptr(), run);
+        // Nothing to give back or take: the pager is not asked (it would log an error for an
+        // empty run).
+        let errors = Arc::new(ErrorCount::default());
+        tracing::subscriber::with_default(errors.clone(), || {
+            assert_eq!(g.realloc(run, 2 * page - 100).unwrap().as_ptr(), run);
+            assert_eq!(g.realloc(run, 2 * page).unwrap().as_ptr(), run);
+        });
+        assert_eq!(errors.0.load(Relaxed), 0, "errors logged");
         assert_eq!(g.usable_size(run), 2 * page);
         common::assert_pattern(run, 2 * page, 3, "a run resized in place");
         g.release(run).unwrap();
         g.release(next).unwrap();
     }
+}
+
+/// A `tracing` subscriber that counts the error events logged under it.
+#[derive(Default)]
+struct ErrorCount(AtomicUsize);
+
+impl tracing::Subscriber for ErrorCount {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        if *event.metadata().level() == tracing::Level::ERROR {
+            self.0.fetch_add(1, Relaxed);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 #[test]
@@ -236,4 +267,29 @@ fn a_run_may_take_the_whole_arena_and_no_more() {
     assert_eq!(again, all, "the freed arena is whole again");
     // SAFETY: as above.
     unsafe { common::free(&g, again, 32 * page) };
+}
+
+#[test]
+fn absurd_sizes_leave_a_run_where_it_was() {
+    let page = page_size();
+    let g = common::instance_with_space(4, 32 * page);
+    let run = common::alloc(&g, 2 * page);
+    // SAFETY: (whole block) `run` is a live allocation of 2 pages; a refused `realloc`
+    // changes nothing, so it stays live until the `free` at the end.
+    unsafe {
+        common::fill(run, 2 * page, 3);
+        for size in [32 * page + 1, usize::MAX / 2, usize::MAX - page] {
+            let r = g.realloc(run, size);
+            assert!(
+                matches!(
+                    r,
+                    Err(Error::TooLarge { .. } | Error::OutOfAddressSpace { .. })
+                ),
+                "realloc to {size}: {r:?}"
+            );
+        }
+        common::assert_pattern(run, 2 * page, 3, "the run after refused reallocs");
+        assert_eq!(g.usable_size(run), 2 * page);
+        common::free(&g, run, 2 * page);
+    }
 }

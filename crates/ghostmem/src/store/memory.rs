@@ -253,8 +253,8 @@ pub struct CompactionStats {
     pub blocks_moved: u64,
     /// Chunks given back to the OS since the store was made.
     pub chunks_released: u64,
-    /// Chunks that could not be unmapped (their RAM was released with `MADV_DONTNEED`
-    /// instead and they stay mapped, empty).
+    /// Chunks whose memory the kernel refused to take back (`MADV_DONTNEED` failed): they
+    /// stay in their class, empty, to be tried again.
     pub release_errors: u64,
     /// Bytes that compaction could give back now.
     pub reclaimable_bytes: u64,
@@ -815,6 +815,26 @@ mod tests {
     }
 
     #[test]
+    fn every_class_of_more_than_eight_slots_uses_every_group() {
+        for page in [4096, 16384, 65536] {
+            for k in 1..=SLOTS {
+                let c = Class::new(k * page / SLOTS, page);
+                if c.slots as usize <= GROUPS {
+                    continue;
+                }
+                let groups: Vec<u8> = (1..c.slots).map(|n| c.list_for(n)).collect();
+                let what = format!("page {page}, {} slots: {groups:?}", c.slots);
+                assert_eq!(groups[0], 0, "{what}");
+                assert_eq!(usize::from(groups[groups.len() - 1]), GROUPS - 1, "{what}");
+                assert!(
+                    groups.windows(2).all(|w| w[1] == w[0] || w[1] == w[0] + 1),
+                    "{what}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn chunk_geometry_wastes_little() {
         for page in [4096, 16384, 65536] {
             let (mut worst, mut sum) = (0.0f64, 0.0f64);
@@ -873,6 +893,43 @@ mod tests {
     }
 
     #[test]
+    fn slots_are_lengths_rounded_up_to_a_granule() {
+        let s = MemoryStore::new(PAGE);
+        assert_eq!(s.slot_bytes_for(1), 64);
+        assert_eq!(s.slot_bytes_for(64), 64);
+        assert_eq!(s.slot_bytes_for(65), 128);
+        assert_eq!(s.slot_bytes_for(PAGE - 1), PAGE);
+        assert_eq!(s.slot_bytes_for(PAGE), PAGE);
+    }
+
+    #[test]
+    fn every_removed_handle_is_handed_out_again() {
+        let mut s = MemoryStore::new(PAGE);
+        let blocks: Vec<BlockRef> = (0..10).map(|i| put(&mut s, byte(i), 100)).collect();
+        for &b in &blocks[2..6] {
+            s.remove(PageId(0), b, 100);
+        }
+        // The free handles form a list: all four come back (last removed first), and the
+        // handle table does not grow.
+        let again: Vec<BlockRef> = (0..4).map(|i| put(&mut s, byte(i), 100)).collect();
+        assert_eq!(again, [blocks[5], blocks[4], blocks[3], blocks[2]]);
+        assert_eq!(s.handles.len(), 10);
+        assert_eq!(put(&mut s, 7, 100), BlockRef(10));
+    }
+
+    #[test]
+    fn only_slots_written_before_count_as_reused() {
+        let mut s = MemoryStore::new(PAGE);
+        let blocks: Vec<BlockRef> = (0..3).map(|i| put(&mut s, byte(i), 100)).collect();
+        s.remove(PageId(0), blocks[1], 100);
+        let b = put(&mut s, 7, 100);
+        assert_eq!(s.stats().slots_reused, 1, "slot 1 held a block before");
+        put(&mut s, 8, 100);
+        assert_eq!(s.stats().slots_reused, 1, "slot 3 is fresh");
+        check(&mut s, b, 7, 100);
+    }
+
+    #[test]
     fn chunks_are_whole_pages() {
         let s = MemoryStore::new(PAGE);
         assert_eq!(s.chunk_bytes_for(1), PAGE);
@@ -902,6 +959,35 @@ mod tests {
             16 * 16 * PAGE as u64
         );
         check(&mut s, b, 2, 1000);
+    }
+
+    #[test]
+    fn an_emptied_chunk_is_released_while_its_class_has_a_partial_one() {
+        let mut s = MemoryStore::new(PAGE);
+        // Chunk 0 full, chunk 1 with one block; then chunk 0 down to one block: both partial.
+        let blocks: Vec<BlockRef> = (0..65).map(|i| put(&mut s, byte(i), 64)).collect();
+        for &b in &blocks[1..64] {
+            s.remove(PageId(0), b, 64);
+        }
+        assert_eq!(s.compaction_stats().chunks, 2);
+        s.remove(PageId(0), blocks[0], 64);
+        let st = s.compaction_stats();
+        assert_eq!((st.chunks, st.chunks_released), (1, 1), "{st:?}");
+        check(&mut s, blocks[64], byte(64), 64);
+    }
+
+    #[test]
+    fn a_chunk_emptied_from_full_is_kept_too() {
+        let mut s = MemoryStore::new(PAGE);
+        let blocks: Vec<BlockRef> = (0..64).map(|i| put(&mut s, byte(i), 64)).collect();
+        let class = s.class_of(64);
+        assert_eq!(s.classes[class].partial, 0, "a full chunk is in no list");
+        for &b in &blocks {
+            s.remove(PageId(0), b, 64);
+        }
+        let st = s.compaction_stats();
+        assert_eq!((st.chunks, st.chunks_released), (1, 0), "{st:?}");
+        assert_eq!((s.classes[class].partial, s.classes[class].empties), (0, 1));
     }
 
     #[test]
@@ -1001,6 +1087,35 @@ mod tests {
     }
 
     #[test]
+    fn compaction_runs_from_an_eighth_down_to_a_sixteenth() {
+        let mut s = MemoryStore::new(PAGE);
+        // 64 MiB of chunks, far above the floor: the marks are 8 MiB and 4 MiB.
+        s.chunk_bytes = 64 << 20;
+        for (reclaimable, compacting) in [
+            (8 << 20, false),
+            ((8 << 20) + 1, true),
+            (5 << 20, true),
+            ((4 << 20) + 1, true),
+            (4 << 20, false),
+            (5 << 20, false),
+        ] {
+            s.reclaimable = reclaimable;
+            assert_eq!(s.should_compact(), compacting, "{reclaimable} reclaimable");
+        }
+        // 4 MiB of chunks: the floor rules, 256 pages (1 MiB) to start, 128 to stop.
+        s.chunk_bytes = 4 << 20;
+        for (reclaimable, compacting) in [
+            (1 << 20, false),
+            ((1 << 20) + 1, true),
+            ((512 << 10) + 1, true),
+            (512 << 10, false),
+        ] {
+            s.reclaimable = reclaimable;
+            assert_eq!(s.should_compact(), compacting, "{reclaimable} reclaimable");
+        }
+    }
+
+    #[test]
     fn a_compaction_step_spends_its_budget_and_no_more() {
         let mut s = MemoryStore::new(PAGE);
         let blocks: Vec<BlockRef> = (0..128).map(|i| put(&mut s, byte(i), 200)).collect();
@@ -1011,14 +1126,75 @@ mod tests {
             }
         }
         let class = s.class_of(200);
+        let used = |s: &MemoryStore| [0, 1].map(|c| s.chunks.get(c).used.count_ones());
         assert_eq!(s.compact_class(class, 3), 3);
         let st = s.compaction_stats();
         assert_eq!((st.blocks_moved, st.chunks), (3, 2), "{st:?}");
+        assert_eq!(
+            used(&s),
+            [57, 1],
+            "from the emptiest chunk into the fullest"
+        );
+        // The last block (1) and the discard of chunk 1 (4), within a budget of 8.
+        assert_eq!(s.compact_class(class, 8), 5);
+        let st = s.compaction_stats();
+        assert_eq!(
+            (st.blocks_moved, st.chunks, st.chunks_released),
+            (4, 1, 1),
+            "{st:?}"
+        );
         for (i, &b) in blocks.iter().enumerate() {
             if i < 54 || (64..68).contains(&i) {
                 check(&mut s, b, byte(i), 200);
             }
         }
+    }
+
+    #[test]
+    fn a_compaction_step_discards_two_empty_chunks_within_its_budget() {
+        let mut s = MemoryStore::new(PAGE);
+        let class = s.class_of(64);
+        // Two full one-page chunks, locked so that emptying them cannot discard them.
+        let blocks: Vec<BlockRef> = (0..128).map(|i| put(&mut s, byte(i), 64)).collect();
+        let bases = [0, 1].map(|c| s.chunks.get(c).base);
+        for base in bases {
+            // SAFETY: a chunk of one page inside a region the store mapped; locking changes
+            // no byte of it.
+            unsafe { rustix::mm::mlock(base as *mut _, PAGE) }.expect("mlock of one page");
+        }
+        for &b in &blocks {
+            s.remove(PageId(0), b, 64);
+        }
+        let st = s.compaction_stats();
+        assert_eq!((st.chunks, st.release_errors), (2, 1), "{st:?}");
+        assert_eq!(s.classes[class].empties, 2);
+        for base in bases {
+            // SAFETY: as for `mlock`.
+            unsafe { rustix::mm::munlock(base as *mut _, PAGE) }.expect("munlock");
+        }
+        // Two discards cost 4 each: both fit a step's budget of 8.
+        assert_eq!(s.compact_class(class, STEP_BUDGET), 8);
+        let st = s.compaction_stats();
+        assert_eq!((st.chunks, st.chunks_released), (0, 2), "{st:?}");
+    }
+
+    #[test]
+    fn empty_and_oversized_blocks_are_refused() {
+        let mut s = MemoryStore::new(PAGE);
+        for len in [0, PAGE + 1] {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                s.put(PageId(0), &vec![1; len])
+            }));
+            match r {
+                // Release builds refuse with an error, debug builds with this assertion.
+                Ok(r) => assert!(matches!(r, Err(StoreError::Io(_))), "{r:?}"),
+                Err(panic) => {
+                    let message = panic.downcast_ref::<String>().map_or("", String::as_str);
+                    assert_eq!(message, format!("a block of {len} bytes"));
+                }
+            }
+        }
+        assert_eq!(s.stats().live_bytes, 0);
     }
 
     #[test]
@@ -1034,5 +1210,72 @@ mod tests {
             ));
         }
         check(&mut s, a, 1, 10);
+    }
+
+    #[test]
+    fn a_chunk_the_kernel_will_not_discard_is_counted_and_kept() {
+        let mut s = MemoryStore::new(PAGE);
+        let a = put(&mut s, 1, 64);
+        let (chunk, _) = s.resolve(a).unwrap();
+        let base = s.slot_addr(chunk, 0);
+        s.remove(PageId(0), a, 64);
+        assert_eq!(
+            s.compaction_stats().chunks,
+            1,
+            "the class's last chunk stays"
+        );
+        // `MADV_DONTNEED` fails (EINVAL) on locked pages: lock the chunk's one page.
+        // SAFETY: `base..base + PAGE` is the empty chunk, inside a region the store mapped;
+        // locking changes no byte of it.
+        unsafe { rustix::mm::mlock(base as *mut _, PAGE) }.expect("mlock of one page");
+        s.compact_all();
+        let st = s.compaction_stats();
+        assert_eq!(
+            (st.release_errors, st.chunks_released, st.chunks),
+            (1, 0, 1),
+            "{st:?}"
+        );
+        // SAFETY: as for `mlock`.
+        unsafe { rustix::mm::munlock(base as *mut _, PAGE) }.expect("munlock");
+        s.compact_all();
+        let st = s.compaction_stats();
+        assert_eq!(
+            (st.release_errors, st.chunks_released, st.chunks),
+            (1, 1, 0),
+            "the next try discards it: {st:?}"
+        );
+        let b = put(&mut s, 2, 64);
+        check(&mut s, b, 2, 64);
+    }
+
+    #[test]
+    fn dropping_a_store_unmaps_its_regions() {
+        crate::store::alone::run("store::memory::tests::dropped_stores_leave_no_mapping");
+    }
+
+    /// Stores with a region in every size class, made and dropped eight times, leave the
+    /// process no larger than one would. Alone in its process (see [`crate::store::alone`]).
+    #[test]
+    #[ignore = "the child side of dropping_a_store_unmaps_its_regions"]
+    fn dropped_stores_leave_no_mapping() {
+        crate::store::alone::check_child();
+        let fill = || {
+            let mut s = MemoryStore::new(PAGE);
+            for len in (64..=PAGE).step_by(64) {
+                put(&mut s, 1, len);
+            }
+            s.compaction_stats().address_space_bytes
+        };
+        // A first round, so that whatever the harness or the allocator maps once is mapped.
+        let one = fill();
+        let before = crate::store::alone::vm_bytes();
+        for _ in 0..8 {
+            fill();
+        }
+        let grown = crate::store::alone::vm_bytes().saturating_sub(before);
+        assert!(
+            grown < one,
+            "8 stores of {one} bytes of regions made and dropped; the process grew by {grown} bytes"
+        );
     }
 }

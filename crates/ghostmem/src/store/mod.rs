@@ -4,6 +4,8 @@
 //! [`BlockRef`]; on restore it asks for the bytes again and then removes them. This version
 //! ships the in-memory store ([`MemoryStore`]); a disk-backed store implements the same trait.
 
+#[cfg(test)]
+mod alone;
 pub mod disk;
 pub mod fallback;
 mod memory;

@@ -213,4 +213,35 @@ mod tests {
         t.push().unwrap();
         let _ = t.get(1);
     }
+
+    #[test]
+    fn dropping_a_table_unmaps_its_segments() {
+        crate::store::alone::run("store::table::tests::dropped_tables_leave_no_mapping");
+    }
+
+    /// Tables of 8 MiB, made and dropped eight times, leave the process no larger than one
+    /// would. Alone in its process (see [`crate::store::alone`]).
+    #[test]
+    #[ignore = "the child side of dropping_a_table_unmaps_its_segments"]
+    fn dropped_tables_leave_no_mapping() {
+        crate::store::alone::check_child();
+        let fill = || {
+            let mut t: Table<u64> = Table::new(4096);
+            for _ in 0..1 << 20 {
+                t.push().unwrap();
+            }
+            t.mapped_bytes() as u64
+        };
+        // A first round, so that whatever the harness or the allocator maps once is mapped.
+        let one = fill();
+        let before = crate::store::alone::vm_bytes();
+        for _ in 0..8 {
+            fill();
+        }
+        let grown = crate::store::alone::vm_bytes().saturating_sub(before);
+        assert!(
+            grown < one,
+            "8 tables of {one} bytes made and dropped; the process grew by {grown} bytes"
+        );
+    }
 }
