@@ -1087,28 +1087,29 @@ mod tests {
     }
 
     #[test]
-    fn compaction_runs_from_an_eighth_down_to_a_sixteenth() {
+    fn compaction_runs_from_a_sixty_fourth_down_to_a_hundred_twenty_eighth() {
         let mut s = MemoryStore::new(PAGE);
-        // 64 MiB of chunks, far above the floor: the marks are 8 MiB and 4 MiB.
+        // 64 MiB of chunks, far above the floor: the marks are 1 MiB and 512 KiB.
         s.chunk_bytes = 64 << 20;
         for (reclaimable, compacting) in [
-            (8 << 20, false),
-            ((8 << 20) + 1, true),
-            (5 << 20, true),
-            ((4 << 20) + 1, true),
-            (4 << 20, false),
-            (5 << 20, false),
+            (1 << 20, false),
+            ((1 << 20) + 1, true),
+            (768 << 10, true),
+            ((512 << 10) + 1, true),
+            (512 << 10, false),
+            (768 << 10, false),
         ] {
             s.reclaimable = reclaimable;
             assert_eq!(s.should_compact(), compacting, "{reclaimable} reclaimable");
         }
-        // 4 MiB of chunks: the floor rules, 256 pages (1 MiB) to start, 128 to stop.
+        // 4 MiB of chunks: the floor rules, MIN_RECLAIM_PAGES to start, half as many to stop.
         s.chunk_bytes = 4 << 20;
+        let floor = MIN_RECLAIM_PAGES * PAGE as u64;
         for (reclaimable, compacting) in [
-            (1 << 20, false),
-            ((1 << 20) + 1, true),
-            ((512 << 10) + 1, true),
-            (512 << 10, false),
+            (floor, false),
+            (floor + 1, true),
+            (floor / 2 + 1, true),
+            (floor / 2, false),
         ] {
             s.reclaimable = reclaimable;
             assert_eq!(s.should_compact(), compacting, "{reclaimable} reclaimable");
