@@ -5,7 +5,7 @@
 //!     claim a scratch (try_lock; none free: yield, retry)  ── switch to its stack
 //!     lock   P: Free → not ours │ Resident → done │ Restoring/Evicting → unlock, sleep, retry
 //!            take a free frame, or the CLOCK victim V, its unreferenced resident
-//!            neighbours after it (up to 64), and 3 more CLOCK victims (all → Evicting);
+//!            neighbours after it (up to 64), and 2 more CLOCK victims (all → Evicting);
 //!            P → Restoring; copy P's block out of the store, remove it
 //!     unlock
 //!       V…: revoke each run (one ioctl a run), read, encode  (no lock: other faults proceed)
@@ -150,10 +150,11 @@ const CLUSTER: usize = 64;
 /// How many CLOCK victims a fault that finds no free frame evicts (besides the first one's
 /// neighbours): the frames of all but one are left free, so the next faults only restore.
 /// Freeing them takes one `process_madvise` where the kernel allows it. Random touches of
-/// 256 MiB at a 16 MiB budget, side by side with zram (medians of 3, other builds running):
-/// one victim per fault p50 2.24× zram's; 3: 1.44×; 4: 1.40×; 6: 1.37×; 8: 1.34×, while the
-/// p99 grows with the batch (0.03× zram's at 1, 0.05× at 4, 0.07× at 8).
-pub(super) const VICTIMS: usize = 4;
+/// 256 MiB at a 16 MiB budget, side by side with zram (medians of 3, 2026-12-03): 2 victims
+/// p50 1.86× zram's, mean 1.00×, p99 0.08×; 3: 1.48×, 0.97×, 0.09×; 4: 1.46×, 0.99×, 0.11×;
+/// 6: 1.45×, 0.96×, 0.14×. The median falls to a restore's cost from 3 on; the p99 (a fault
+/// that evicts the batch) grows with it; the mean hardly moves.
+pub(super) const VICTIMS: usize = 3;
 
 /// Decisions taken under the lock, carried out without it.
 struct Plan {
