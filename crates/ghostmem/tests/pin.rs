@@ -48,11 +48,13 @@ fn evicted_buffer(g: &GhostMem, pages: usize) -> Evicted {
         // SAFETY: inside the allocation.
         unsafe { buf.add(i).write(pattern(i)) };
     }
-    let filler_len = 2 * BUDGET * page;
+    // Every other page, so that each touch is a fault of its own: pages brought in ahead of
+    // a sequential stream enter unreferenced and would go before the buffer's.
+    let filler_len = 4 * BUDGET * page;
     let filler = g.alloc_raw(filler_len).unwrap().as_ptr();
     for p in 0..2 * BUDGET {
         // SAFETY: inside the allocation.
-        unsafe { filler.add(p * page).write(1) };
+        unsafe { filler.add(2 * p * page).write(1) };
     }
     Evicted {
         buf,

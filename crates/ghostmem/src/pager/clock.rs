@@ -76,11 +76,6 @@ impl Clock {
         self.free.push(frame);
     }
 
-    /// Whether the page in `frame` was referenced since the hand last passed it.
-    pub fn is_referenced(&self, frame: Frame) -> bool {
-        self.referenced[frame as usize]
-    }
-
     pub fn touch(&mut self, frame: Frame) {
         self.referenced[frame as usize] = true;
     }

@@ -4,7 +4,7 @@
 //!   fault on page P (signal handler, every signal blocked)
 //!     claim a scratch (try_lock; none free: yield, retry)  ── switch to its stack
 //!     lock   P: Free → not ours │ Resident → done │ Restoring/Evicting → unlock, sleep, retry
-//!            take a free frame, or the CLOCK victim V, its unreferenced resident
+//!            take a free frame, or the CLOCK victim V, its unpinned resident
 //!            neighbours after it (up to 64), and 2 more CLOCK victims (all → Evicting);
 //!            P → Restoring; copy P's block out of the store, remove it
 //!     unlock
@@ -140,11 +140,15 @@ pub(super) fn decode_into(
     Ok(true)
 }
 
-/// Most victims one fault evicts: the CLOCK victim and its unreferenced resident neighbours
-/// after it, evicted as one run (one write-protect, one free). Each such change makes
-/// the kernel interrupt the other CPUs running the process to flush their TLBs, which on a VM
-/// dominated sequential access with two threads; runs of 64 took two-thread sequential fill
-/// from 0.6× to 1.3× the one-thread figure here (16: 1.0×) with no change to random touches.
+/// Most victims one fault evicts: the CLOCK victim and its resident, unpinned neighbours after
+/// it, evicted as one run (one write-protect, one free). Each such change makes the kernel
+/// interrupt the other CPUs running the process to flush their TLBs, which on a VM dominated
+/// sequential access with two threads; runs of 64 took two-thread sequential fill from 0.6× to
+/// 1.3× the one-thread figure here (16: 1.0×) with no change to random touches. Neighbours are
+/// taken whether referenced or not: with readahead, every window's first page is referenced
+/// (its fault brought the window in) and cut the runs at the window; without that cut, `bench
+/// --workload seq` went from 0.41 to 0.60 GB/s fill and 0.37 to 0.52 GB/s scan on one thread,
+/// with random and hot touches unchanged (side by side with zram, 2026-12-03).
 const CLUSTER: usize = 64;
 
 /// How many CLOCK victims a fault that finds no free frame evicts (besides the first one's
@@ -253,7 +257,7 @@ impl Pager {
             }
             None => {
                 self.maybe_wake_evictor(0);
-                // The CLOCK victim and its resident, unpinned, unreferenced neighbours after
+                // The CLOCK victim and its resident, unpinned neighbours after
                 // it (one run); then more CLOCK victims until the batch is full, whose frames
                 // the next faults find free.
                 while evicting < VICTIMS {
@@ -279,7 +283,7 @@ impl Pager {
                             break;
                         }
                         match st.table.get(next) {
-                            Entry::Resident { frame } if !st.clock.is_referenced(frame) => {
+                            Entry::Resident { frame } => {
                                 victims[evicting] = Victim {
                                     page: next,
                                     frame,
