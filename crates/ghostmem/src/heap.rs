@@ -691,6 +691,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn slabs_are_scrubbed_at_half_a_quarter_an_eighth_of_their_capacity() {
+        let at: Vec<u32> = (0..=64).filter(|&live| scrub_at(live, 64)).collect();
+        assert_eq!(at, [1, 2, 4, 8, 16, 32]);
+        let at: Vec<u32> = (0..=85).filter(|&live| scrub_at(live, 85)).collect();
+        assert_eq!(at, [1, 2, 4, 8, 16, 32]);
+        assert!(!scrub_at(1, 1) && scrub_at(1, 2) && !scrub_at(2, 3));
+    }
+
+    #[test]
     fn classes_respect_alignment() {
         let size = |s, a| class_for(s, a).map(|c| classes()[usize::from(c)].size);
         assert_eq!(size(1, 1), Some(16));

@@ -89,3 +89,56 @@ fn freed_slots_of_one_page_slabs_leave_the_store() {
 fn freed_slots_that_straddle_pages_leave_the_store() {
     freed_slots_leave_the_store(160, 13);
 }
+
+/// After the scrubs, every byte of every freed slot reads as zero (through the pages the
+/// slab still has, resident or restored) and every live slot keeps its bytes, for classes
+/// whose slots straddle page boundaries. Each slab is full and keeps one slot in 16, so its
+/// last free is a scrub (at a sixteenth of its capacity).
+fn freed_bytes_read_as_zero(size: usize) {
+    let ghost = instance(16);
+    let page = usize::try_from(ghost.stats().page_size).unwrap();
+    // Eight whole slabs (a slab spans the least common multiple of the page and the size).
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let count = 8 * (page / gcd(page, size));
+    let blocks: Vec<*mut u8> = (0..count).map(|_| alloc(&ghost, size)).collect();
+    // Noise: a page of one repeated byte is stored as a tag, which zeroing would only enlarge
+    // (the heap keeps a scrubbed copy only when it is smaller).
+    let mut contents = vec![vec![0u8; size]; count];
+    for (i, (&p, c)) in blocks.iter().zip(&mut contents).enumerate() {
+        noise(i as u64 + 7, c);
+        // SAFETY: `p` is a live allocation of `size` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(c.as_ptr(), p, size) };
+    }
+    // One block in 16 stays: every slab keeps live slots, so its pages stay allocated.
+    for (i, &p) in blocks.iter().enumerate() {
+        if i % 16 != 0 {
+            // SAFETY: a live allocation of `size` bytes, not used afterwards as one.
+            unsafe { free(&ghost, p, size) };
+        }
+    }
+    for (i, &p) in blocks.iter().enumerate() {
+        let mut now = vec![0u8; size];
+        // SAFETY: the slot lies in a page of a slab that still has live slots, so the page is
+        // allocated (a freed slot's bytes are read, not used).
+        unsafe { std::ptr::copy_nonoverlapping(p, now.as_mut_ptr(), size) };
+        let zeros = vec![0u8; size];
+        let want = if i % 16 == 0 { &contents[i] } else { &zeros };
+        assert!(now == *want, "{size}-byte slot {i} at {p:?}: {now:?}");
+    }
+    for &p in blocks.iter().step_by(16) {
+        // SAFETY: a live allocation of `size` bytes, not used afterwards.
+        unsafe { free(&ghost, p, size) };
+    }
+}
+
+#[test]
+fn freed_slots_read_as_zero_and_live_ones_keep_their_bytes() {
+    // 48: three-page slabs; 160: five-page slabs; both with slots across page boundaries.
+    freed_bytes_read_as_zero(48);
+    freed_bytes_read_as_zero(160);
+}
