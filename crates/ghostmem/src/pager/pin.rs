@@ -192,14 +192,8 @@ impl Pager {
         }
         st.table.set(page, Entry::Resident { frame });
         st.clock.occupy(frame, page);
-        let c = &self.counters;
-        if entry == Entry::Fresh {
-            add(&c.first_touches, 1);
-        } else {
-            self.count_evicted(entry, false);
-            add(&c.restores, 1);
-        }
-        add(&c.resident_pages, 1);
+        self.count_brought_in(source, entry);
+        add(&self.counters.resident_pages, 1);
         self.publish_store_stats(st);
         Ok(())
     }

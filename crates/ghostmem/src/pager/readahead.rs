@@ -170,13 +170,7 @@ impl Pager {
         let c = &self.counters;
         for (p, a) in run.pages().zip(&ahead[..count]) {
             st.table.set(p, Entry::Resident { frame: a.frame });
-            match a.source {
-                Source::Zeros { first_touch: true } => add(&c.first_touches, 1),
-                _ => {
-                    self.count_evicted(a.was, false);
-                    add(&c.restores, 1);
-                }
-            }
+            self.count_brought_in(a.source, a.was);
         }
         add(&c.resident_pages, count as u64);
         add(&c.readahead_pages, count as u64);

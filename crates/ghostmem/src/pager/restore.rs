@@ -334,6 +334,17 @@ impl Pager {
         }))
     }
 
+    /// Count a page that came in from `source` (its entry was `was`): a first touch, or a
+    /// restore that takes it off the evicted-page gauges.
+    pub(super) fn count_brought_in(&self, source: Source, was: Entry) {
+        if let Source::Zeros { first_touch: true } = source {
+            add(&self.counters.first_touches, 1);
+        } else {
+            self.count_evicted(was, false);
+            add(&self.counters.restores, 1);
+        }
+    }
+
     /// Without the lock but for two short moments: evict the victim, fill the page, publish.
     fn carry_out(&self, page: PageId, work: &mut Work, plan: &mut Plan) -> Result<(), Failure> {
         let victims = &mut plan.victims[..plan.evicting];
@@ -354,15 +365,8 @@ impl Pager {
         }
         st.table.set(page, Entry::Resident { frame: plan.frame });
         st.in_flight -= 1;
-        let c = &self.counters;
-        match plan.source {
-            Source::Zeros { first_touch: true } => add(&c.first_touches, 1),
-            _ => {
-                self.count_evicted(plan.was, false);
-                add(&c.restores, 1);
-            }
-        }
-        add(&c.resident_pages, 1);
+        self.count_brought_in(plan.source, plan.was);
+        add(&self.counters.resident_pages, 1);
         if plan.evicting > 0 || matches!(plan.source, Source::Block { .. }) {
             self.publish_store_stats(&st);
         }
