@@ -20,8 +20,9 @@
 
 /**
  * @brief STL-compatible allocator backed by GhostMemoryManager.
- * @tparam T The type of objects allocated. Alignments above 16 bytes (up to the page size)
- * are honoured; small over-aligned objects still share pages.
+ * @tparam T The type of objects allocated. Blocks are aligned to alignof(T) (up to the page
+ * size), so small elements use the size classes below 16 bytes too (a vector of 3 chars takes
+ * 3 bytes of a slab); over-aligned objects still share pages.
  */
 template <typename T>
 struct GhostAllocator {

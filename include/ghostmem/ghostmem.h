@@ -261,8 +261,10 @@ void *ghostmem_alloc(ghostmem_t *gm, size_t size);
 
 /**
  * Allocate `size` bytes aligned to `align`, a power of two no larger than the page size.
- * Blocks up to 64 KiB share slabs as other blocks do (the smallest size class that is a
- * multiple of the alignment); others are page runs.
+ * Blocks up to 64 KiB share slabs as other blocks do: the smallest size class whose slots meet
+ * the alignment (classes below 64 bytes are 1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 28, 32, 40,
+ * 48, 56; a slot is aligned to the largest power of two dividing its class, so a 12-byte block
+ * at alignment 4 takes 12 bytes, at 8 takes 16); others are page runs.
  * @param gm Borrowed.
  * @return A block **owned by the caller**, released with ghostmem_free_aligned() and the
  *         same size and alignment. NULL on failure.
