@@ -24,8 +24,8 @@ fn small_types_take_small_slots_aligned_as_asked() {
         (33, 8, 40),
     ] {
         let layout = Layout::from_size_align(size, align).unwrap();
-        let a = (&g).allocate(layout).unwrap().cast::<u8>();
-        let b = (&g).allocate(layout).unwrap().cast::<u8>();
+        let a = g.allocate(layout).unwrap().cast::<u8>();
+        let b = g.allocate(layout).unwrap().cast::<u8>();
         assert_eq!(g.usable_size(a.as_ptr()), slot, "{size} bytes at {align}");
         assert_eq!(a.as_ptr() as usize % align, 0);
         assert_eq!(b.as_ptr() as usize % align, 0);
@@ -36,8 +36,8 @@ fn small_types_take_small_slots_aligned_as_asked() {
         );
         // SAFETY: both were allocated just above with `layout`.
         unsafe {
-            (&g).deallocate(a, layout);
-            (&g).deallocate(b, layout);
+            g.deallocate(a, layout);
+            g.deallocate(b, layout);
         }
     }
     let p = g.alloc_raw(3).unwrap();
@@ -58,9 +58,9 @@ fn three_byte_slots_keep_their_contents_through_eviction() {
     let layout = Layout::from_size_align(3, 1).unwrap();
     let n: usize = 20_000;
     let blocks: Vec<NonNull<u8>> = (0..n)
-        .map(|_| (&g).allocate(layout).unwrap().cast::<u8>())
+        .map(|_| g.allocate(layout).unwrap().cast::<u8>())
         .collect();
-    let byte = |i: usize, k: usize| (i * 7 + k * 131 + 1) as u8;
+    let byte = |i: usize, k: usize| u8::try_from((i * 7 + k * 131 + 1) % 256).unwrap();
     // SAFETY: (whole block) each block is a live 3-byte allocation, written and read within
     // its size, then freed once.
     unsafe {
@@ -82,7 +82,7 @@ fn three_byte_slots_keep_their_contents_through_eviction() {
             }
         }
         for b in blocks {
-            (&g).deallocate(b, layout);
+            g.deallocate(b, layout);
         }
     }
     assert_eq!(g.stats().allocated_pages, 0);
