@@ -9,7 +9,7 @@ use std::sync::PoisonError;
 use super::scratch::Work;
 use super::table::{Entry, Frame};
 use super::{Failure, Pager, State, failed, store_failure};
-use crate::codec::{PageClass, classify, compressed_limit};
+use crate::codec::{Codec, PageClass, classify, compressed_limit};
 use crate::page::{PageId, PageRun};
 use crate::stats::{add, sub};
 
@@ -18,7 +18,7 @@ use crate::stats::{add, sub};
 pub(super) enum Encoded {
     Zero,
     Same(u64),
-    /// `len` bytes in `Work::out` (compressed) or `Work::page` (raw).
+    /// `len` bytes in `Work::out`, compressed or (`raw`) the page as it is.
     Data {
         len: usize,
         raw: bool,
@@ -45,24 +45,38 @@ impl Pager {
         Ok(Self::encode(work, compress))
     }
 
-    /// Encode the page in `work.page` (into `work.out` when it compresses).
+    /// Encode the page in `work.page` into `work.out`.
     pub(super) fn encode(work: &mut Work, compress: bool) -> Encoded {
-        match classify(&work.page) {
+        Self::encode_from(&work.page, &mut *work.codec, &mut work.out, compress)
+    }
+
+    /// Encode `page` into `out` (a page long): compressed when it compresses to at most
+    /// [`compressed_limit`], else as it is.
+    pub(super) fn encode_from(
+        page: &[u8],
+        codec: &mut dyn Codec,
+        out: &mut [u8],
+        compress: bool,
+    ) -> Encoded {
+        match classify(page) {
             PageClass::Zero => Encoded::Zero,
             PageClass::Same(word) => Encoded::Same(word),
             PageClass::Data => {
-                let limit = compressed_limit(work.page.len());
+                let limit = compressed_limit(page.len());
                 let compressed = if compress {
-                    work.codec.compress(&work.page, &mut work.out[..limit])
+                    codec.compress(page, &mut out[..limit])
                 } else {
                     None
                 };
                 match compressed {
                     Some(len) => Encoded::Data { len, raw: false },
-                    None => Encoded::Data {
-                        len: work.page.len(),
-                        raw: true,
-                    },
+                    None => {
+                        out[..page.len()].copy_from_slice(page);
+                        Encoded::Data {
+                            len: page.len(),
+                            raw: true,
+                        }
+                    }
                 }
             }
         }
@@ -80,14 +94,9 @@ impl Pager {
             Encoded::Zero => Entry::Zero,
             Encoded::Same(word) => Entry::Same(word),
             Encoded::Data { len, raw } => {
-                let data = if raw {
-                    &work.page[..]
-                } else {
-                    &work.out[..len]
-                };
                 let block = st
                     .store
-                    .put(victim, data)
+                    .put(victim, &work.out[..len])
                     .map_err(|e| store_failure("storing an evicted page", e))?;
                 Entry::Stored {
                     block,
@@ -176,12 +185,17 @@ impl Pager {
         }
         for i in 0..batch.len() {
             let victim = batch[i].page;
+            let mut encoded = Encoded::Zero;
+            let Work {
+                page, codec, out, ..
+            } = &mut *work;
             let stored = self
                 .backend
-                .read(PageRun::one(victim), &mut work.page)
+                .lend(victim, page, &mut |contents| {
+                    encoded = Self::encode_from(contents, &mut **codec, out, compress);
+                })
                 .map_err(failed("reading the page"))
-                .map(|()| Self::encode(work, compress))
-                .and_then(|encoded| {
+                .and_then(|()| {
                     let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                     Self::store_victim(&mut st, work, victim, encoded)
                 });

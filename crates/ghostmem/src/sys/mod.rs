@@ -135,6 +135,19 @@ pub(crate) trait Backend: Send + Sync {
     /// Read the contents of revoked pages into `buf` (`run.bytes()` long). Revoked, so no
     /// store changes them during the read (the userfaultfd backend reads through the mapping).
     fn read(&self, run: PageRun, buf: &mut [u8]) -> rustix::io::Result<()>;
+    /// Lend the contents of the revoked page `page` to `f`: in place where this backend can
+    /// (no copy), else read into `buf` (a page long) first. `f` runs before this returns, while
+    /// the page stays revoked.
+    fn lend(
+        &self,
+        page: PageId,
+        buf: &mut [u8],
+        f: &mut dyn FnMut(&[u8]),
+    ) -> rustix::io::Result<()> {
+        self.read(PageRun::one(page), buf)?;
+        f(buf);
+        Ok(())
+    }
     /// Free the memory of revoked pages. Their next touch raises a fault the pager sees.
     fn discard(&self, run: PageRun) -> rustix::io::Result<()>;
     /// [`Backend::discard`] for several runs at once (one system call where the kernel allows

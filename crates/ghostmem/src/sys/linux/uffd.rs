@@ -537,4 +537,13 @@ impl Backend for Userfaultfd {
     fn read(&self, run: PageRun, buf: &mut [u8]) -> rustix::io::Result<()> {
         self.arena.read_run(run, buf)
     }
+
+    fn lend(
+        &self,
+        page: PageId,
+        buf: &mut [u8],
+        f: &mut dyn FnMut(&[u8]),
+    ) -> rustix::io::Result<()> {
+        self.arena.lend(page, buf, f)
+    }
 }
