@@ -137,6 +137,15 @@ impl Pager {
         work: &mut Work,
         victim: PageId,
     ) -> Result<(), Failure> {
+        if let Some(entry) = st.table.get(victim).kept_block() {
+            // A clean page: revoked already, its block in the store. On failure it stays clean.
+            self.discard_victim(victim)
+                .map_err(failed("freeing the page"))?;
+            st.table.set(victim, entry);
+            self.count_eviction(entry);
+            self.publish_store_stats(st);
+            return Ok(());
+        }
         let encoded = self.encode_victim(work, victim, st.compress)?;
         let entry = match Self::store_victim(st, work, victim, encoded) {
             Ok(entry) => entry,
@@ -159,10 +168,11 @@ impl Pager {
     }
 
     /// Evict `batch` (sorted by page; ordinary code or the fault path, pager lock not held):
-    /// revoke each run of neighbouring victims, encode and store each victim (taking the lock
-    /// for each store), then free each run's memory. Never allocates. On failure no memory was
-    /// freed and every run is accessible again; blocks already stored are left in `batch` for
-    /// the caller to remove.
+    /// revoke each run of neighbouring victims, encode and store each victim that is not clean
+    /// (taking the lock for each store), then free each run's memory. Never allocates. On
+    /// failure no memory was freed and every run is accessible (and writable) again; blocks
+    /// already stored, clean pages' kept blocks included, are left in `batch` for the caller
+    /// to remove.
     pub(super) fn evict_runs(
         &self,
         work: &mut Work,
@@ -184,6 +194,10 @@ impl Pager {
             }
         }
         for i in 0..batch.len() {
+            if batch[i].entry.is_some() {
+                // A clean page: its block is in the store already.
+                continue;
+            }
             let victim = batch[i].page;
             let mut encoded = Encoded::Zero;
             let Work {
@@ -229,7 +243,8 @@ impl Pager {
 /// Most runs one batch of victims forms (a batch is at most this many pages).
 pub(super) const MOST_RUNS: usize = 64;
 
-/// A page chosen for eviction: its CLOCK frame, and once stored, its new entry.
+/// A page chosen for eviction: its CLOCK frame, and once stored (or from the start, for a
+/// clean page: its kept block), its new entry.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Victim {
     pub page: PageId,

@@ -99,11 +99,12 @@ impl Pager {
                 let Some((frame, victim)) = st.clock.victim(|p| table.is_evictable(p)) else {
                     break;
                 };
+                let kept = st.table.get(victim).kept_block();
                 st.table.set(victim, Entry::Evicting);
                 batch.push(Victim {
                     page: victim,
                     frame,
-                    entry: None,
+                    entry: kept,
                 });
             }
             st.in_flight += batch.len();

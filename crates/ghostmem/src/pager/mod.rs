@@ -14,6 +14,7 @@
 //! [`SignalsBlocked`], so a thread holding it is never interrupted by a handler on the same
 //! thread. All buffers the fault path uses are allocated when the pager is created.
 
+mod clean;
 mod clock;
 mod evict;
 mod evictor;
@@ -253,7 +254,8 @@ impl Pager {
             let frame = clock.take_free().expect("resident pages fit the new ring");
             clock.occupy(frame, page);
             clock.set_referenced(frame, referenced);
-            st.table.set(page, Entry::Resident { frame });
+            let moved = st.table.get(page).in_frame(frame);
+            st.table.set(page, moved);
         }
         st.clock = clock;
         self.budget.store(budget, Relaxed);
@@ -288,6 +290,7 @@ impl Pager {
             Entry::Free
             | Entry::Fresh
             | Entry::Resident { .. }
+            | Entry::Clean { .. }
             | Entry::Restoring
             | Entry::Evicting => {}
         }
@@ -320,6 +323,8 @@ impl Pager {
         let mut moved = Vec::new();
         for index in 0..st.high_water {
             let page = PageId(u32::try_from(index).expect("arena pages fit in u32"));
+            // A clean page's kept block would stay behind in the old store.
+            self.make_writable(st, page)?;
             let Entry::Stored { block, len, raw } = st.table.get(page) else {
                 continue;
             };
@@ -399,6 +404,13 @@ impl Pager {
                 Entry::Resident { frame } => {
                     st.clock.vacate(frame);
                     sub(&self.counters.resident_pages, 1);
+                }
+                Entry::Clean {
+                    frame, block, len, ..
+                } => {
+                    st.clock.vacate(frame);
+                    sub(&self.counters.resident_pages, 1);
+                    st.store.remove(page, block, len as usize);
                 }
                 Entry::Stored { block, len, .. } => {
                     st.store.remove(page, block, len as usize);
@@ -576,6 +588,224 @@ mod tests {
             );
             crate::registry::unregister(slot);
         }
+    }
+
+    /// The pages whose entries are `Clean`, with their kept blocks.
+    fn clean_pages(pager: &Pager, pages: usize) -> Vec<(PageId, BlockRef)> {
+        let st = pager.state.lock().unwrap();
+        (0..pages)
+            .map(|p| PageId(u32::try_from(p).unwrap()))
+            .filter_map(|p| match st.table.get(p) {
+                Entry::Clean { block, .. } => Some((p, block)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The evicted-page gauges agree with the table: pages evicted, and their compressed bytes.
+    fn check_gauges(pager: &Pager, pages: usize) {
+        let st = pager.state.lock().unwrap();
+        let (mut evicted, mut bytes, mut resident) = (0u64, 0u64, 0u64);
+        for p in 0..pages {
+            match st.table.get(PageId(u32::try_from(p).unwrap())) {
+                Entry::Stored { len, .. } => {
+                    evicted += 1;
+                    bytes += u64::from(len);
+                }
+                Entry::Zero | Entry::Same(_) => evicted += 1,
+                Entry::Resident { .. } | Entry::Clean { .. } => resident += 1,
+                _ => {}
+            }
+        }
+        let c = &pager.counters;
+        assert_eq!(c.evicted_pages.load(Relaxed), evicted, "evicted_pages");
+        assert_eq!(c.compressed_bytes.load(Relaxed), bytes, "compressed_bytes");
+        assert_eq!(c.resident_pages.load(Relaxed), resident, "resident_pages");
+    }
+
+    /// Readahead brings pages in clean; evicting one again frees its memory and keeps the same
+    /// block (nothing encoded), and its data survives. On the mprotect backend, where a
+    /// revoked page cannot be read, no page is clean.
+    #[test]
+    #[allow(
+        unsafe_code,
+        reason = "the test touches ghost pages through raw pointers"
+    )]
+    fn a_clean_page_evicted_again_keeps_its_block_and_its_data() {
+        for kind in [FaultBackend::Mprotect, FaultBackend::Userfaultfd] {
+            let pages = 256;
+            let pager = test_pager(kind, pages, 32);
+            let slot = crate::registry::register(&pager).unwrap();
+            let words = page_size() / 8;
+            let base = pager.arena.base() as *mut u64;
+            // Compressible: runs of 16 equal words, different on every page.
+            let value = |i: usize| (i / 16) as u64 * 0x9e37_79b9 + 11;
+            for i in 0..pages * words {
+                // SAFETY: inside the activated pages.
+                unsafe { base.add(i).write(value(i)) };
+            }
+            let read = |p: usize| {
+                for i in p * words..(p + 1) * words {
+                    // SAFETY: as above.
+                    let got = unsafe { base.add(i).read() };
+                    assert_eq!(got, value(i), "{kind:?}: word {i}");
+                }
+            };
+            for p in 0..64 {
+                read(p);
+            }
+            let clean = clean_pages(&pager, pages);
+            check_gauges(&pager, pages);
+            if kind == FaultBackend::Mprotect {
+                assert!(clean.is_empty(), "revoked pages are not readable there");
+                crate::registry::unregister(slot);
+                continue;
+            }
+            assert!(clean.len() >= 16, "{} clean pages", clean.len());
+            let evictions = pager.counters.evictions.load(Relaxed);
+            // Evict them again by reading elsewhere.
+            for p in 128..224 {
+                read(p);
+            }
+            assert!(pager.counters.evictions.load(Relaxed) > evictions);
+            let st = pager.state.lock().unwrap();
+            let mut reevicted = 0;
+            for &(p, block) in &clean {
+                if let Entry::Stored { block: now, .. } = st.table.get(p) {
+                    assert_eq!(now, block, "page {p:?} was stored again");
+                    reevicted += 1;
+                }
+            }
+            drop(st);
+            assert!(reevicted >= 16, "{reevicted} clean pages evicted again");
+            check_gauges(&pager, pages);
+            for p in 0..pages {
+                read(p);
+            }
+            check_gauges(&pager, pages);
+            crate::registry::unregister(slot);
+        }
+    }
+
+    /// A store to a clean page faults once, makes the page `Resident` (its kept block goes),
+    /// and is kept through the next eviction; a pin makes a clean page `Resident` too.
+    #[test]
+    #[allow(
+        unsafe_code,
+        reason = "the test touches ghost pages through raw pointers"
+    )]
+    fn a_store_to_a_clean_page_makes_it_writable_and_is_not_lost() {
+        let pages = 256;
+        let pager = test_pager(FaultBackend::Userfaultfd, pages, 32);
+        let slot = crate::registry::register(&pager).unwrap();
+        let words = page_size() / 8;
+        let base = pager.arena.base() as *mut u64;
+        for p in 0..pages {
+            // SAFETY: inside the activated pages.
+            unsafe { base.add(p * words).write(p as u64) };
+        }
+        for p in 0..64 {
+            // SAFETY: as above.
+            assert_eq!(unsafe { base.add(p * words).read() }, p as u64);
+        }
+        let clean = clean_pages(&pager, pages);
+        assert!(clean.len() >= 16, "{} clean pages", clean.len());
+        let (pinned, written) = (clean[0].0, &clean[1..]);
+        pager.pin(PageRun::one(pinned)).unwrap();
+        {
+            let st = pager.state.lock().unwrap();
+            assert!(matches!(st.table.get(pinned), Entry::Resident { .. }));
+            assert_eq!(st.table.pins(pinned), 1);
+        }
+        pager.unpin(PageRun::one(pinned)).unwrap();
+        let faults = pager.counters.faults.load(Relaxed);
+        let reserved = pager.counters.store_reserved_bytes.load(Relaxed);
+        for &(p, _) in written {
+            // SAFETY: as above; the store faults (the page is revoked) and then goes through.
+            unsafe { base.add(p.index() * words + 1).write(1000 + u64::from(p.0)) };
+        }
+        assert_eq!(
+            pager.counters.faults.load(Relaxed) - faults,
+            written.len() as u64,
+            "one fault per clean page stored to"
+        );
+        {
+            let st = pager.state.lock().unwrap();
+            for &(p, _) in written {
+                assert!(matches!(st.table.get(p), Entry::Resident { .. }), "{p:?}");
+            }
+        }
+        assert!(
+            pager.counters.store_reserved_bytes.load(Relaxed) <= reserved,
+            "the kept blocks went"
+        );
+        check_gauges(&pager, pages);
+        // Evict everything, then read it all back.
+        for p in 128..pages {
+            // SAFETY: as above.
+            assert_eq!(unsafe { base.add(p * words).read() }, p as u64);
+        }
+        for &(p, _) in written {
+            // SAFETY: as above.
+            let got = unsafe { base.add(p.index() * words + 1).read() };
+            assert_eq!(got, 1000 + u64::from(p.0), "{p:?}");
+        }
+        for p in 0..pages {
+            // SAFETY: as above.
+            assert_eq!(unsafe { base.add(p * words).read() }, p as u64);
+        }
+        check_gauges(&pager, pages);
+        crate::registry::unregister(slot);
+    }
+
+    /// One thread scans (its loads leave clean pages) while another stores to the same pages:
+    /// every store is kept, whether it meets a clean page, one being evicted, or one evicted.
+    #[test]
+    #[allow(
+        unsafe_code,
+        reason = "the test touches ghost pages through raw pointers"
+    )]
+    fn stores_racing_a_scan_over_clean_pages_are_not_lost() {
+        let pages = 512;
+        let pager = test_pager(FaultBackend::Userfaultfd, pages, 48);
+        let slot = crate::registry::register(&pager).unwrap();
+        let words = page_size() / 8;
+        let base = pager.arena.base();
+        let word = move |p: usize, w: usize| (base as *mut u64).wrapping_add(p * words + w);
+        for p in 0..pages {
+            // SAFETY: inside the activated pages.
+            unsafe { word(p, 0).write(p as u64) };
+        }
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut last = vec![0u64; pages];
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Relaxed) {
+                    for p in 0..pages {
+                        // SAFETY: as above; word 0 is never written by the other thread.
+                        assert_eq!(unsafe { word(p, 0).read_volatile() }, p as u64);
+                    }
+                }
+            });
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            for round in 1..=20_000u64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let p = usize::try_from(x % pages as u64).unwrap();
+                // SAFETY: as above; word 1 is this thread's alone.
+                unsafe { word(p, 1).write_volatile(round) };
+                last[p] = round;
+            }
+            stop.store(true, Relaxed);
+        });
+        for (p, &expected) in last.iter().enumerate() {
+            // SAFETY: as above.
+            assert_eq!(unsafe { word(p, 1).read() }, expected, "page {p}");
+        }
+        assert!(pager.counters.readahead_pages.load(Relaxed) > 0);
+        check_gauges(&pager, pages);
+        crate::registry::unregister(slot);
     }
 
     #[test]

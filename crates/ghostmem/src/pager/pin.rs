@@ -97,6 +97,10 @@ impl Pager {
             let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             if run.pages().all(|p| st.table.is_resident(p)) {
                 self.check_room(&st, run)?;
+                // A pinned page may be written by the kernel at any time: no clean pages.
+                for p in run.pages() {
+                    self.make_writable(&mut st, p)?;
+                }
                 for p in run.pages() {
                     Self::add_pin(&mut st, p);
                 }
@@ -109,6 +113,9 @@ impl Pager {
         self.check_allocated(st, run)?;
         self.check_room(st, run)?;
         // Resident pages first, so that making room for the others never evicts one of them.
+        for p in run.pages() {
+            self.make_writable(st, p)?;
+        }
         for p in run.pages() {
             if st.table.is_resident(p) {
                 Self::add_pin(st, p);

@@ -109,6 +109,8 @@ impl Pager {
         };
         let mut ahead = [none; READAHEAD];
         let mut count = 0;
+        // Whether the pages come in clean (see `clean.rs`): every one of them from a block.
+        let mut clean = self.backend.revoked_pages_are_readable();
         {
             let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let st = &mut *st;
@@ -135,7 +137,8 @@ impl Pager {
                         st.clock.vacate(frame);
                         break;
                     }
-                    st.store.remove(next, block, len);
+                } else {
+                    clean = false;
                 }
                 st.table.set(next, Entry::Restoring);
                 st.clock.occupy_cold(frame, next);
@@ -150,6 +153,14 @@ impl Pager {
             if count == 0 {
                 return Ok(0);
             }
+            if !clean {
+                for (i, a) in ahead[..count].iter().enumerate() {
+                    if let Entry::Stored { block, len, .. } = a.was {
+                        let p = PageId(page.0 + 1 + u32::try_from(i).expect("small"));
+                        st.store.remove(p, block, len as usize);
+                    }
+                }
+            }
             st.in_flight += 1;
         }
         let run = PageRun {
@@ -163,13 +174,26 @@ impl Pager {
                 pages.fill(0);
             }
         }
-        self.backend
-            .fill(run, Some(&work.ahead[..count * size]))
-            .map_err(fill_failed)?;
+        let contents = &work.ahead[..count * size];
+        if clean {
+            self.backend.fill_revoked(run, contents)
+        } else {
+            self.backend.fill(run, Some(contents))
+        }
+        .map_err(fill_failed)?;
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let c = &self.counters;
         for (p, a) in run.pages().zip(&ahead[..count]) {
-            st.table.set(p, Entry::Resident { frame: a.frame });
+            let entry = match a.was {
+                Entry::Stored { block, len, raw } if clean => Entry::Clean {
+                    frame: a.frame,
+                    block,
+                    len,
+                    raw,
+                },
+                _ => Entry::Resident { frame: a.frame },
+            };
+            st.table.set(p, entry);
             self.count_brought_in(a.source, a.was);
         }
         add(&c.resident_pages, count as u64);

@@ -76,7 +76,11 @@ impl Source {
                 len: len as usize,
                 raw,
             },
-            Entry::Free | Entry::Resident { .. } | Entry::Restoring | Entry::Evicting => {
+            Entry::Free
+            | Entry::Resident { .. }
+            | Entry::Clean { .. }
+            | Entry::Restoring
+            | Entry::Evicting => {
                 return None;
             }
         })
@@ -237,6 +241,12 @@ impl Pager {
                 st.clock.touch(frame);
                 return Ok(None);
             }
+            Entry::Clean { frame, .. } => {
+                // A store to a page readahead brought in (loads do not fault).
+                self.make_writable(&mut st, page).map_err(Step::Failed)?;
+                st.clock.touch(frame);
+                return Ok(None);
+            }
             Entry::Restoring | Entry::Evicting => {
                 return Err(Step::Wait(Some(self.settled.current())));
             }
@@ -271,7 +281,7 @@ impl Pager {
                     victims[evicting] = Victim {
                         page: first,
                         frame,
-                        entry: None,
+                        entry: st.table.get(first).kept_block(),
                     };
                     evicting += 1;
                     if evicting > 1 {
@@ -282,17 +292,16 @@ impl Pager {
                         if next.index() >= st.high_water || !st.table.is_evictable(next) {
                             break;
                         }
-                        match st.table.get(next) {
-                            Entry::Resident { frame } => {
-                                victims[evicting] = Victim {
-                                    page: next,
-                                    frame,
-                                    entry: None,
-                                };
-                                evicting += 1;
-                            }
-                            _ => break,
-                        }
+                        let entry = st.table.get(next);
+                        let Some(frame) = entry.frame() else {
+                            break;
+                        };
+                        victims[evicting] = Victim {
+                            page: next,
+                            frame,
+                            entry: entry.kept_block(),
+                        };
+                        evicting += 1;
                     }
                 }
                 if evicting == 0 {

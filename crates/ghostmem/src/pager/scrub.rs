@@ -12,6 +12,7 @@
 //!   entry of the page   scrub
 //!   Resident            zero the free ranges in place (accessible: nothing can revoke it
 //!                       while the pager lock is held, since eviction starts under the lock)
+//!   Clean               made Resident first (writable, its kept block dropped), then the same
 //!   Stored              decode the block, zero the free ranges, encode again; keep the new
 //!                       block only if it is smaller (or the page is now zero/same-filled)
 //!   anything else       nothing (fresh, zero and same-filled pages hold no old bytes worth
@@ -42,6 +43,8 @@ impl Pager {
         let mut scratch = self.scratches.claim();
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let st = &mut *st;
+        // A clean page is written in place like a resident one (its kept block would go stale).
+        self.make_writable(st, page)?;
         let entry = st.table.get(page);
         match entry {
             Entry::Resident { .. } => {
@@ -83,6 +86,7 @@ impl Pager {
             }
             Entry::Free
             | Entry::Fresh
+            | Entry::Clean { .. } // made writable above
             | Entry::Zero
             | Entry::Same(_)
             | Entry::Restoring

@@ -10,6 +10,10 @@
 //!    │                        └──── Evicting ◀── chosen as victim ──────────────────────────────┘
 //!    │                              (revoked: stores wait; encoded, stored, memory freed)
 //!    └──────── release (free): from any state but the two transient ones ────────────────────
+//!
+//!   Stored ──readahead──▶ Clean ──first store (a write fault) or a pin──▶ Resident
+//!                          (revoked: loads run, a store faults; its block stays in the store)
+//!   Clean ──chosen as victim──▶ Evicting ──▶ Stored (the same block: nothing is encoded)
 //! ```
 //!
 //! `Restoring` and `Evicting` are transient: a fault moves a page into them under the pager
@@ -34,6 +38,15 @@ pub(super) enum Entry {
     Fresh,
     /// In RAM and accessible, in CLOCK frame `frame`.
     Resident { frame: Frame },
+    /// In RAM in CLOCK frame `frame`, unchanged since it was restored: revoked (loads run, a
+    /// store faults and makes it `Resident`), its stored block still in the store, so that
+    /// evicting it again only frees its memory. Never pinned.
+    Clean {
+        frame: Frame,
+        block: BlockRef,
+        len: u32,
+        raw: bool,
+    },
     /// Being brought in by one thread; other threads that touch it wait.
     Restoring,
     /// Being evicted by one thread; stores to it wait (loads may still see its contents).
@@ -59,6 +72,11 @@ const K_LZ4: u64 = 5;
 const K_RAW: u64 = 6;
 const K_RESTORING: u64 = 7;
 const K_EVICTING: u64 = 8;
+const K_CLEAN: u64 = 9;
+/// In a `Clean` entry's first word: the raw flag, then the length (up to 64 KiB pages).
+const CLEAN_RAW: u64 = 1 << 8;
+const CLEAN_LEN_SHIFT: u32 = 9;
+const CLEAN_LEN_MASK: u64 = (1 << 17) - 1;
 
 impl Entry {
     fn encode(self) -> [u64; 2] {
@@ -66,6 +84,21 @@ impl Entry {
             Entry::Free => [K_FREE, 0],
             Entry::Fresh => [K_FRESH, 0],
             Entry::Resident { frame } => [K_RESIDENT | u64::from(frame) << 32, 0],
+            Entry::Clean {
+                frame,
+                block,
+                len,
+                raw,
+            } => {
+                debug_assert!(u64::from(len) <= CLEAN_LEN_MASK);
+                [
+                    K_CLEAN
+                        | if raw { CLEAN_RAW } else { 0 }
+                        | u64::from(len) << CLEAN_LEN_SHIFT
+                        | u64::from(frame) << 32,
+                    block.0,
+                ]
+            }
             Entry::Restoring => [K_RESTORING, 0],
             Entry::Evicting => [K_EVICTING, 0],
             Entry::Zero => [K_ZERO, 0],
@@ -82,6 +115,12 @@ impl Entry {
         match w0 & 0xff {
             K_FRESH => Entry::Fresh,
             K_RESIDENT => Entry::Resident { frame: aux },
+            K_CLEAN => Entry::Clean {
+                frame: aux,
+                block: BlockRef(w1),
+                len: ((w0 >> CLEAN_LEN_SHIFT) & CLEAN_LEN_MASK) as u32,
+                raw: w0 & CLEAN_RAW != 0,
+            },
             K_RESTORING => Entry::Restoring,
             K_EVICTING => Entry::Evicting,
             K_ZERO => Entry::Zero,
@@ -98,6 +137,40 @@ impl Entry {
     /// Whether a fault is working on the page right now.
     pub fn is_transient(self) -> bool {
         matches!(self, Entry::Restoring | Entry::Evicting)
+    }
+
+    /// The CLOCK frame of a page in RAM (`Resident` or `Clean`).
+    pub fn frame(self) -> Option<Frame> {
+        match self {
+            Entry::Resident { frame } | Entry::Clean { frame, .. } => Some(frame),
+            _ => None,
+        }
+    }
+
+    /// The same entry in another CLOCK frame (entries not in RAM are returned as they are).
+    pub fn in_frame(self, to: Frame) -> Entry {
+        match self {
+            Entry::Resident { .. } => Entry::Resident { frame: to },
+            Entry::Clean {
+                block, len, raw, ..
+            } => Entry::Clean {
+                frame: to,
+                block,
+                len,
+                raw,
+            },
+            other => other,
+        }
+    }
+
+    /// What a `Clean` page's entry becomes when it is evicted: its block, as stored.
+    pub fn kept_block(self) -> Option<Entry> {
+        match self {
+            Entry::Clean {
+                block, len, raw, ..
+            } => Some(Entry::Stored { block, len, raw }),
+            _ => None,
+        }
     }
 }
 
@@ -143,7 +216,11 @@ impl Table {
 
     /// Set the pin count of a resident page.
     pub fn set_pins(&mut self, page: PageId, pins: u32) {
-        debug_assert!(self.is_resident(page), "only resident pages are pinned");
+        assert_eq!(
+            self.entries[page.index()][0] & 0xff,
+            K_RESIDENT,
+            "only Resident pages are pinned (a Clean one is made Resident first)"
+        );
         self.entries[page.index()][1] = u64::from(pins);
     }
 
@@ -152,8 +229,9 @@ impl Table {
         self.is_resident(page) && self.pins(page) == 0
     }
 
+    /// In RAM: `Resident` or `Clean`.
     pub fn is_resident(&self, page: PageId) -> bool {
-        matches!(self.get(page), Entry::Resident { .. })
+        self.get(page).frame().is_some()
     }
 }
 
@@ -164,6 +242,18 @@ mod tests {
     #[test]
     fn entries_round_trip() {
         for e in [
+            Entry::Clean {
+                frame: u32::MAX,
+                block: BlockRef(u64::MAX - 3),
+                len: 65536,
+                raw: true,
+            },
+            Entry::Clean {
+                frame: 3,
+                block: BlockRef(0),
+                len: 1,
+                raw: false,
+            },
             Entry::Free,
             Entry::Fresh,
             Entry::Resident { frame: 7 },

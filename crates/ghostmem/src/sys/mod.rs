@@ -161,6 +161,18 @@ pub(crate) trait Backend: Send + Sync {
     /// Give the pages of `run` (discarded, or never touched) `contents` (`run.bytes()` long;
     /// `None`: zeros) and make them accessible.
     fn fill(&self, run: PageRun, contents: Option<&[u8]>) -> rustix::io::Result<()>;
+    /// Whether loads of a revoked page run without a fault (the userfaultfd backend's
+    /// write-protection; the mprotect backend revokes all access). Readahead keeps pages clean
+    /// (see `pager/clean.rs`) only where they do: elsewhere every load would fault.
+    fn revoked_pages_are_readable(&self) -> bool {
+        false
+    }
+    /// [`Backend::fill`], leaving the pages revoked (loads run, a store faults), as
+    /// [`Backend::revoke`] would; [`Backend::unrevoke`] makes them writable.
+    fn fill_revoked(&self, run: PageRun, contents: &[u8]) -> rustix::io::Result<()> {
+        self.fill(run, Some(contents))?;
+        self.revoke(run)
+    }
     /// Pages the heap freed: free their memory; any later touch raises a fault, which the
     /// pager passes on as not ours.
     fn release(&self, run: PageRun) -> rustix::io::Result<()>;

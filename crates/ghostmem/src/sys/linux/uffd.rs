@@ -56,6 +56,7 @@ const UFFD_FEATURE_THREAD_ID: u64 = 1 << 8;
 const UFFDIO_REGISTER_MODE_MISSING: u64 = 1 << 0;
 const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
 const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1 << 0;
+const UFFDIO_COPY_MODE_WP: u64 = 1 << 1;
 
 const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
 const UFFDIO_REGISTER: libc::c_ulong = 0xc020_aa00;
@@ -419,12 +420,17 @@ impl Userfaultfd {
 
     /// `UFFDIO_COPY` of `bytes` (`run.bytes()` long) into the hole `run`.
     fn copy(&self, run: PageRun, bytes: &[u8]) -> rustix::io::Result<()> {
+        self.copy_mode(run, bytes, 0)
+    }
+
+    /// [`Self::copy`] with `UFFDIO_COPY_MODE_*` flags `mode`.
+    fn copy_mode(&self, run: PageRun, bytes: &[u8], mode: u64) -> rustix::io::Result<()> {
         let range = self.range(run);
         let mut copy = UffdioCopy {
             dst: range.start,
             src: bytes.as_ptr() as u64,
             len: range.len,
-            mode: 0,
+            mode,
             copy: 0,
         };
         // SAFETY: UFFDIO_COPY reads `range.len` bytes from `bytes` (a live buffer of that
@@ -501,6 +507,20 @@ impl Backend for Userfaultfd {
 
     fn unrevoke(&self, run: PageRun) -> rustix::io::Result<()> {
         self.write_protect(run, false)
+    }
+
+    fn revoked_pages_are_readable(&self) -> bool {
+        true
+    }
+
+    fn fill_revoked(&self, run: PageRun, contents: &[u8]) -> rustix::io::Result<()> {
+        assert_eq!(
+            contents.len(),
+            run.bytes(),
+            "contents and run differ in size"
+        );
+        // Installed write-protected in the same call: no second ioctl, no TLB flush.
+        self.copy_mode(run, contents, UFFDIO_COPY_MODE_WP)
     }
 
     fn fill(&self, run: PageRun, contents: Option<&[u8]>) -> rustix::io::Result<()> {

@@ -1,0 +1,47 @@
+//! Clean pages: brought in by readahead and not stored to since, so the block they came from
+//! is still their contents. Evicting one again only frees its memory: nothing is encoded or
+//! stored, which is most of what a sequential scan over evicted memory costs.
+//!
+//! ```text
+//!   readahead of a run whose pages are all Stored, on a backend whose revoked pages stay
+//!   readable (userfaultfd): the blocks stay in the store, the run is filled revoked
+//!   (UFFDIO_COPY_MODE_WP), each page → Clean
+//!
+//!   load of a Clean page           no fault
+//!   store to a Clean page          fault → lock: unrevoke, remove the block → Resident
+//!   pin, scrub, store replaced     the same first (a pinned page may be written by the kernel)
+//!   Clean chosen as victim         Evicting → discard → Stored with the kept block
+//!   release                        the block is removed with the page
+//! ```
+//!
+//! A store therefore costs a page that readahead brought in a second fault. Pages a fault
+//! brings in are never clean: the store that usually follows a fault would take that fault
+//! every time (`rand` reads, then writes, each page it touches).
+//!
+//! The evicted-page gauges (`evicted_pages`, `compressed_bytes`, ...) count a clean page as
+//! restored; `store_reserved_bytes` includes its kept block.
+
+use super::table::Entry;
+use super::{Failure, Pager, State, failed};
+use crate::page::{PageId, PageRun};
+
+impl Pager {
+    /// Make `page` writable if it is `Clean` (pager lock held): give it write access back and
+    /// remove its kept block; it becomes `Resident` in the same frame. Other entries are left
+    /// alone. On failure the page is still `Clean`.
+    pub(super) fn make_writable(&self, st: &mut State, page: PageId) -> Result<(), Failure> {
+        let Entry::Clean {
+            frame, block, len, ..
+        } = st.table.get(page)
+        else {
+            return Ok(());
+        };
+        self.backend
+            .unrevoke(PageRun::one(page))
+            .map_err(failed("giving a clean page write access back"))?;
+        st.store.remove(page, block, len as usize);
+        st.table.set(page, Entry::Resident { frame });
+        self.publish_store_stats(st);
+        Ok(())
+    }
+}
