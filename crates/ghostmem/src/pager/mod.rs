@@ -850,8 +850,11 @@ mod tests {
                 scan_faults + ahead,
                 "{kind:?}"
             );
+            // A fault that continues the stream evicts room for its window too: without that,
+            // readahead found only the few frames the last batch left free (about 5 pages a
+            // fault here).
             assert!(
-                scan_faults < pages as u64 / 2,
+                scan_faults < pages as u64 / 12,
                 "{kind:?}: {scan_faults} faults"
             );
             crate::registry::unregister(slot);
