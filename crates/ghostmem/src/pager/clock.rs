@@ -1,20 +1,27 @@
 //! CLOCK: which resident page to evict when every frame of the budget is occupied.
 //!
 //! One frame per budget page. A page that comes in takes a free frame, or the frame of the
-//! victim the hand picks: the hand skips (and clears) frames whose page was referenced since
-//! it last passed, and frames whose page a fault is still bringing in. The fault backends only
-//! see faults, not accesses to resident pages, so a page is marked referenced when it comes
-//! in: every page survives one sweep of the hand after its fault.
+//! victim the hand picks: the hand skips frames whose page a fault is still bringing in, and
+//! frames with chances left, taking one chance away as it passes. The fault backends only see
+//! faults, not accesses to resident pages, so a page gets its chances when it comes in: one
+//! for a page brought in by a fault (it survives one sweep of the hand), none for a page read
+//! ahead, and [`HOT`] for a page that comes back soon after it was evicted (see
+//! `Pager::chances_for`): the kernel's refault distance, which tells the pages in use from
+//! the rest without seeing their accesses.
 
 use super::table::Frame;
 use crate::page::PageId;
 
 const EMPTY: u32 = u32::MAX;
 
+/// The chances of a page that came back soon after its eviction.
+pub(super) const HOT: u8 = 3;
+
 /// The CLOCK ring of resident pages.
 pub(super) struct Clock {
     pages: Box<[u32]>,
-    referenced: Box<[bool]>,
+    /// Sweeps of the hand the page in each frame survives.
+    chances: Box<[u8]>,
     free: Vec<Frame>,
     hand: usize,
 }
@@ -24,7 +31,7 @@ impl Clock {
         let n = u32::try_from(frames).expect("budget fits in u32");
         Clock {
             pages: vec![EMPTY; frames].into_boxed_slice(),
-            referenced: vec![false; frames].into_boxed_slice(),
+            chances: vec![0; frames].into_boxed_slice(),
             free: (0..n).rev().collect(),
             hand: 0,
         }
@@ -34,19 +41,20 @@ impl Clock {
         self.free.pop()
     }
 
-    /// Pick the frame to reuse when every frame is occupied: the first unreferenced frame
-    /// whose page `evictable` accepts. `None` when two sweeps find none (every page is being
-    /// brought in by some fault).
+    /// Pick the frame to reuse when every frame is occupied: the first frame without chances
+    /// left whose page `evictable` accepts. `None` when `HOT + 1` sweeps find none (every page
+    /// is being brought in by some fault).
     pub fn victim(&mut self, evictable: impl Fn(PageId) -> bool) -> Option<(Frame, PageId)> {
         let n = self.pages.len();
-        for _ in 0..2 * n + 1 {
+        for _ in 0..(usize::from(HOT) + 1) * n + 1 {
             let frame = self.hand;
             self.hand = (self.hand + 1) % n;
             let page = self.pages[frame];
             if page == EMPTY || !evictable(PageId(page)) {
                 continue;
             }
-            if std::mem::take(&mut self.referenced[frame]) {
+            if self.chances[frame] > 0 {
+                self.chances[frame] -= 1;
                 continue;
             }
             return Some((
@@ -57,27 +65,33 @@ impl Clock {
         None
     }
 
-    /// Put `page` in `frame`, referenced.
+    /// Put `page` in `frame` with one chance (a page a fault brought in).
     pub fn occupy(&mut self, frame: Frame, page: PageId) {
-        self.pages[frame as usize] = page.0;
-        self.referenced[frame as usize] = true;
+        self.occupy_with(frame, page, 1);
     }
 
-    /// Put `page` in `frame`, not referenced (a page brought in ahead of its use).
-    pub fn occupy_cold(&mut self, frame: Frame, page: PageId) {
+    /// Put `page` in `frame` with `chances` (0: a page brought in ahead of its use).
+    pub fn occupy_with(&mut self, frame: Frame, page: PageId, chances: u8) {
         self.pages[frame as usize] = page.0;
-        self.referenced[frame as usize] = false;
+        self.chances[frame as usize] = chances.min(HOT);
     }
 
     pub fn vacate(&mut self, frame: Frame) {
         self.pages[frame as usize] = EMPTY;
-        self.referenced[frame as usize] = false;
+        self.chances[frame as usize] = 0;
         // `free` was allocated with one place per frame, so this never allocates.
         self.free.push(frame);
     }
 
+    /// The page in `frame` was used: at least one chance.
     pub fn touch(&mut self, frame: Frame) {
-        self.referenced[frame as usize] = true;
+        let c = &mut self.chances[frame as usize];
+        *c = (*c).max(1);
+    }
+
+    /// Frames in the ring (the budget).
+    pub fn frames(&self) -> usize {
+        self.pages.len()
     }
 
     /// Frames not occupied.
@@ -90,18 +104,13 @@ impl Clock {
         self.pages.len() - self.free.len()
     }
 
-    /// The occupied frames in hand order, starting at the hand: `(page, referenced)`.
-    pub fn in_hand_order(&self) -> impl Iterator<Item = (PageId, bool)> + '_ {
+    /// The occupied frames in hand order, starting at the hand: `(page, chances)`.
+    pub fn in_hand_order(&self) -> impl Iterator<Item = (PageId, u8)> + '_ {
         let n = self.pages.len();
         (0..n)
             .map(move |i| (self.hand + i) % n)
             .filter(|&f| self.pages[f] != EMPTY)
-            .map(|f| (PageId(self.pages[f]), self.referenced[f]))
-    }
-
-    /// Mark `frame` referenced or not (used when the ring is rebuilt).
-    pub fn set_referenced(&mut self, frame: Frame, referenced: bool) {
-        self.referenced[frame as usize] = referenced;
+            .map(|f| (PageId(self.pages[f]), self.chances[f]))
     }
 }
 
@@ -117,11 +126,11 @@ mod tests {
             c.occupy(s, PageId(p));
         }
         assert_eq!(c.take_free(), None);
-        // All referenced: the first sweep clears, the second picks frame 0.
+        // One chance each: the first sweep spends them, the second picks frame 0.
         let (frame, page) = c.victim(|_| true).unwrap();
         assert_eq!((frame, page), (0, PageId(0)));
         c.occupy(frame, PageId(10));
-        // Frame 0 is referenced again; frames 1 and 2 were cleared: frame 1 goes next.
+        // Frame 0 has its chance again; frames 1 and 2 spent theirs: frame 1 goes next.
         assert_eq!(c.victim(|_| true), Some((1, PageId(1))));
         c.vacate(2);
         assert_eq!(c.take_free(), Some(2));
@@ -146,7 +155,7 @@ mod tests {
             let s = c.take_free().unwrap();
             c.occupy(s, PageId(p));
         }
-        // Frames 0..2 hold pages 0..2; the hand moves past frame 0 (referenced: cleared).
+        // Frames 0..2 hold pages 0..2; the hand moves past frame 0 (spending its chance).
         assert_eq!(c.victim(|p| p != PageId(0)), Some((1, PageId(1))));
         let order: Vec<_> = c.in_hand_order().map(|(p, _)| p.0).collect();
         assert_eq!(order, vec![2, 0, 1]);
@@ -165,37 +174,61 @@ mod tests {
     }
 
     #[test]
-    fn touch_and_set_referenced_decide_the_second_chance() {
+    fn touch_gives_a_chance_and_never_takes_one() {
         let mut c = Clock::new(2);
         for p in 0..2 {
             let s = c.take_free().unwrap();
             c.occupy(s, PageId(p));
         }
-        c.set_referenced(0, false);
-        c.set_referenced(1, false);
+        c.occupy_with(0, PageId(0), 0);
+        c.occupy_with(1, PageId(1), 0);
         let flags: Vec<_> = c.in_hand_order().map(|(_, r)| r).collect();
-        assert_eq!(flags, vec![false, false]);
-        // Frame 0 touched, frame 1 not: frame 1 goes first, frame 0's reference is spent.
+        assert_eq!(flags, vec![0, 0]);
+        // Frame 0 touched, frame 1 not: frame 1 goes first, frame 0's chance is spent.
         c.touch(0);
-        assert_eq!(c.in_hand_order().next(), Some((PageId(0), true)));
+        assert_eq!(c.in_hand_order().next(), Some((PageId(0), 1)));
         assert_eq!(c.victim(|_| true), Some((1, PageId(1))));
-        assert_eq!(c.in_hand_order().next(), Some((PageId(0), false)));
-        c.set_referenced(0, true);
-        assert_eq!(c.in_hand_order().next(), Some((PageId(0), true)));
+        assert_eq!(c.in_hand_order().next(), Some((PageId(0), 0)));
+        // A touch never takes chances away.
+        c.occupy_with(0, PageId(0), HOT);
+        c.touch(0);
+        assert_eq!(c.in_hand_order().next(), Some((PageId(0), HOT)));
     }
 
     #[test]
-    fn two_sweeps_find_a_referenced_page_just_behind_the_hand() {
+    fn enough_sweeps_find_a_hot_page_just_behind_the_hand() {
         for n in 1..=8u32 {
             let mut c = Clock::new(n as usize);
             for p in 0..n {
                 let s = c.take_free().unwrap();
-                c.occupy(s, PageId(p));
+                c.occupy_with(s, PageId(p), HOT);
             }
-            // Only the last frame may go, and it is referenced: the hand passes it once to
-            // clear it and once more to pick it, 2n steps.
+            // Only the last frame may go, and it has every chance: the hand passes it HOT
+            // times to spend them and once more to pick it, (HOT + 1) n steps.
             let last = PageId(n - 1);
             assert_eq!(c.victim(|p| p == last), Some((n - 1, last)), "{n} frames");
         }
+    }
+
+    #[test]
+    fn a_hot_page_outlives_pages_that_came_in_with_it() {
+        // The order four pages that came in together leave in, page 0 with `chances`.
+        let order = |chances: u8| {
+            let mut c = Clock::new(4);
+            c.occupy_with(0, PageId(0), chances);
+            for f in 1..4 {
+                c.occupy(f, PageId(f));
+            }
+            c.free.clear();
+            let mut order = Vec::new();
+            for round in 0..4u32 {
+                let (frame, page) = c.victim(|_| true).unwrap();
+                order.push(page.0);
+                c.occupy(frame, PageId(100 + round));
+            }
+            order
+        };
+        assert_eq!(order(1), vec![0, 1, 2, 3]);
+        assert_eq!(order(HOT), vec![1, 2, 3, 0]);
     }
 }

@@ -141,7 +141,7 @@ impl Pager {
             // A clean page: revoked already, its block in the store. On failure it stays clean.
             self.discard_victim(victim)
                 .map_err(failed("freeing the page"))?;
-            st.table.set(victim, entry);
+            st.set_evicted(victim, entry);
             self.count_eviction(entry);
             self.publish_store_stats(st);
             return Ok(());
@@ -161,7 +161,7 @@ impl Pager {
             self.give_back(victim)?;
             return Err(failed("freeing the page")(e));
         }
-        st.table.set(victim, entry);
+        st.set_evicted(victim, entry);
         self.count_eviction(entry);
         self.publish_store_stats(st);
         Ok(())

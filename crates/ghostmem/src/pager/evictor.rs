@@ -120,7 +120,7 @@ impl Pager {
             Ok(()) => {
                 for v in &batch {
                     let entry = v.entry.expect("every victim was stored");
-                    st.table.set(v.page, entry);
+                    st.set_evicted(v.page, entry);
                     st.clock.vacate(v.frame);
                     self.count_eviction(entry);
                 }

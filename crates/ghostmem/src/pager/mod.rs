@@ -93,6 +93,29 @@ struct State {
     pinned: usize,
     /// The sequential streams of faults (see [`readahead`]).
     readahead: readahead::Streams,
+    /// Evictions so far (wrapping): the clock of [`Table::evicted_at`].
+    ticks: u32,
+}
+
+impl State {
+    /// Record the eviction of `page` as `entry`, stamped with the time.
+    fn set_evicted(&mut self, page: PageId, entry: Entry) {
+        self.ticks = self.ticks.wrapping_add(1);
+        self.table.set_evicted(page, entry, self.ticks);
+    }
+
+    /// The chances in the CLOCK of `page`, about to be brought in by a fault: [`clock::HOT`]
+    /// if it was evicted less than a budget's worth of evictions ago (it would have stayed
+    /// resident with a little more room: the kernel's refault distance), else one.
+    fn chances_for(&self, page: PageId) -> u8 {
+        const MASK: u32 = (1 << 24) - 1;
+        match self.table.evicted_at(page) {
+            Some(at) if (self.ticks.wrapping_sub(at) & MASK) as usize <= self.clock.frames() => {
+                clock::HOT
+            }
+            _ => 1,
+        }
+    }
 }
 
 /// Where an arena lies in the address space.
@@ -166,6 +189,7 @@ impl Pager {
                 high_water: 0,
                 in_flight: 0,
                 readahead: readahead::Streams::default(),
+                ticks: 0,
                 pinned: 0,
             }),
             scratches: Scratches::new(page_size(), codec)?,
@@ -250,10 +274,9 @@ impl Pager {
             st.clock.vacate(frame);
         }
         let mut clock = Clock::new(budget);
-        for (page, referenced) in st.clock.in_hand_order() {
+        for (page, chances) in st.clock.in_hand_order() {
             let frame = clock.take_free().expect("resident pages fit the new ring");
-            clock.occupy(frame, page);
-            clock.set_referenced(frame, referenced);
+            clock.occupy_with(frame, page, chances);
             let moved = st.table.get(page).in_frame(frame);
             st.table.set(page, moved);
         }
@@ -588,6 +611,71 @@ mod tests {
             );
             crate::registry::unregister(slot);
         }
+    }
+
+    /// A page that faults again soon after its eviction (its refault distance is within the
+    /// budget) gets more chances in the CLOCK, and outlives pages that came in after it; a
+    /// page whose refault distance is longer gets one.
+    #[test]
+    #[allow(
+        unsafe_code,
+        reason = "the test touches ghost pages through raw pointers"
+    )]
+    fn a_page_that_comes_back_soon_after_its_eviction_stays_longer() {
+        let budget = 32;
+        let pager = test_pager(FaultBackend::Userfaultfd, 1024, budget);
+        let slot = crate::registry::register(&pager).unwrap();
+        let words = page_size() / 8;
+        let base = pager.arena.base() as *mut u64;
+        // Every other page, so that no fault continues a stream or finds neighbours to evict.
+        let touch = |p: usize| {
+            // SAFETY: inside the activated pages; a touch of a page that is not resident
+            // faults it in.
+            unsafe { base.add(2 * p * words).write(p as u64) };
+        };
+        let resident = |p: usize| {
+            let page = PageId(u32::try_from(2 * p).unwrap());
+            pager.state.lock().unwrap().table.is_resident(page)
+        };
+        let chances = |p: usize| {
+            let page = PageId(u32::try_from(2 * p).unwrap());
+            let st = pager.state.lock().unwrap();
+            st.clock
+                .in_hand_order()
+                .find(|&(q, _)| q == page)
+                .map(|(_, c)| c)
+        };
+        // Page 0 comes in, then enough others to evict it.
+        let mut next = 1;
+        touch(0);
+        while resident(0) {
+            touch(next);
+            next += 1;
+        }
+        // Back within a budget's worth of evictions: hot.
+        touch(0);
+        assert_eq!(chances(0), Some(clock::HOT));
+        let (hot_from, evictions) = (next, pager.counters.evictions.load(Relaxed));
+        for _ in 0..budget + budget / 2 {
+            touch(next);
+            next += 1;
+        }
+        assert!(pager.counters.evictions.load(Relaxed) - evictions >= budget as u64);
+        assert!(resident(0), "the hot page went with the pages after it");
+        assert!(
+            !resident(hot_from),
+            "a page that came in after it left first"
+        );
+        // A page evicted long ago comes back with one chance.
+        let cold = 1;
+        assert!(!resident(cold));
+        for _ in 0..4 * budget {
+            touch(next);
+            next += 1;
+        }
+        touch(cold);
+        assert_eq!(chances(cold), Some(1));
+        crate::registry::unregister(slot);
     }
 
     /// The pages whose entries are `Clean`, with their kept blocks.

@@ -141,7 +141,7 @@ impl Pager {
                     clean = false;
                 }
                 st.table.set(next, Entry::Restoring);
-                st.clock.occupy_cold(frame, next);
+                st.clock.occupy_with(frame, next, 0);
                 ahead[count] = Ahead {
                     frame,
                     source,

@@ -339,8 +339,9 @@ impl Pager {
         for v in &victims[..evicting] {
             st.table.set(v.page, Entry::Evicting);
         }
+        let chances = st.chances_for(page);
         st.table.set(page, Entry::Restoring);
-        st.clock.occupy(frame, page);
+        st.clock.occupy_with(frame, page, chances);
         st.in_flight += 1;
         Ok(Some(Plan {
             stream,
@@ -376,7 +377,7 @@ impl Pager {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         for v in &plan.victims[..plan.evicting] {
             let entry = v.entry.expect("every victim was stored");
-            st.table.set(v.page, entry);
+            st.set_evicted(v.page, entry);
             self.count_eviction(entry);
             // One victim's frame is the restored page's; the others' are free now.
             if v.frame != plan.frame {

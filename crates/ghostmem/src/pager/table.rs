@@ -73,6 +73,10 @@ const K_RAW: u64 = 6;
 const K_RESTORING: u64 = 7;
 const K_EVICTING: u64 = 8;
 const K_CLEAN: u64 = 9;
+/// In an evicted entry's first word (`Zero`, `Same`, `Stored`), bits 8..32: when it was
+/// evicted, as the pager's count of evictions modulo 2^24 (see [`Table::set_evicted`]).
+const STAMP_SHIFT: u32 = 8;
+const STAMP_MASK: u64 = (1 << 24) - 1;
 /// In a `Clean` entry's first word: the raw flag, then the length (up to 64 KiB pages).
 const CLEAN_RAW: u64 = 1 << 8;
 const CLEAN_LEN_SHIFT: u32 = 9;
@@ -204,6 +208,25 @@ impl Table {
         self.entries[page.index()] = words;
     }
 
+    /// [`Table::set`] for an entry an eviction just made (`Zero`, `Same` or `Stored`),
+    /// remembering `when` (the pager's eviction count) for [`Table::evicted_at`].
+    pub fn set_evicted(&mut self, page: PageId, e: Entry, when: u32) {
+        debug_assert!(matches!(
+            e,
+            Entry::Zero | Entry::Same(_) | Entry::Stored { .. }
+        ));
+        self.set(page, e);
+        self.entries[page.index()][0] |= (u64::from(when) & STAMP_MASK) << STAMP_SHIFT;
+    }
+
+    /// When an evicted page was evicted, modulo 2^24 (0 where nobody said: a page stored again
+    /// by a scrub or a store change).
+    pub fn evicted_at(&self, page: PageId) -> Option<u32> {
+        let w0 = self.entries[page.index()][0];
+        matches!(w0 & 0xff, K_ZERO | K_SAME | K_LZ4 | K_RAW)
+            .then(|| ((w0 >> STAMP_SHIFT) & STAMP_MASK) as u32)
+    }
+
     /// How many pins hold the page resident (0 for a page that is not resident).
     pub fn pins(&self, page: PageId) -> u32 {
         let [w0, w1] = self.entries[page.index()];
@@ -238,6 +261,29 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_evicted_entry_remembers_when_until_it_changes() {
+        let mut t = Table::new(4);
+        let stored = Entry::Stored {
+            block: BlockRef(9),
+            len: 4096,
+            raw: true,
+        };
+        for (e, when) in [
+            (Entry::Zero, 1),
+            (Entry::Same(7), (1 << 24) - 1),
+            (stored, 1 << 24),
+        ] {
+            t.set_evicted(PageId(1), e, when);
+            assert_eq!(t.get(PageId(1)), e);
+            assert_eq!(t.evicted_at(PageId(1)), Some(when & ((1 << 24) - 1)));
+        }
+        t.set(PageId(1), Entry::Resident { frame: 2 });
+        assert_eq!(t.evicted_at(PageId(1)), None);
+        t.set(PageId(1), stored);
+        assert_eq!(t.evicted_at(PageId(1)), Some(0), "nobody said when");
+    }
 
     #[test]
     fn entries_round_trip() {
