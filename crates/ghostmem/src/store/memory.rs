@@ -43,9 +43,9 @@
 //! less than one chunk per size class in use.
 //!
 //! **When compaction runs.** The store tracks the bytes compaction could free (per class: its
-//! chunks minus the `ceil(blocks / slots)` it needs). When that passes 1/64 of the chunk bytes
-//! (and 64 pages), every `remove` does a bounded step — at most 8 block moves, a discard
-//! costing as much as 4 — until it falls under 1/128 (hysteresis). So no fault waits for more
+//! chunks minus the `ceil(blocks / slots)` it needs). When that passes 1/256 of the chunk bytes
+//! (and 32 pages), every `remove` does a bounded step — at most 8 block moves, a discard
+//! costing as much as 4 — until it falls under 1/512 (hysteresis). So no fault waits for more
 //! than a few small copies, and the store's memory follows its contents down.
 //! [`PageStore::compact_all`] runs compaction to completion.
 //!
@@ -90,7 +90,7 @@ const STEP_BUDGET: usize = 8;
 const MOVE_COST: usize = 1;
 const RELEASE_COST: usize = 4;
 /// Reclaimable memory never triggers compaction below this many pages.
-const MIN_RECLAIM_PAGES: u64 = 64;
+const MIN_RECLAIM_PAGES: u64 = 32;
 
 /// One chunk's metadata, kept out of band in the descriptor table.
 #[repr(C)]
@@ -641,10 +641,10 @@ impl MemoryStore {
     fn should_compact(&mut self) -> bool {
         let floor = MIN_RECLAIM_PAGES * self.page as u64;
         if self.compacting {
-            if self.reclaimable <= (self.chunk_bytes / 128).max(floor / 2) {
+            if self.reclaimable <= (self.chunk_bytes / 512).max(floor / 2) {
                 self.compacting = false;
             }
-        } else if self.reclaimable > (self.chunk_bytes / 64).max(floor) {
+        } else if self.reclaimable > (self.chunk_bytes / 256).max(floor) {
             self.compacting = true;
         }
         self.compacting
@@ -1087,17 +1087,17 @@ mod tests {
     }
 
     #[test]
-    fn compaction_runs_from_a_sixty_fourth_down_to_a_hundred_twenty_eighth() {
+    fn compaction_runs_from_a_256th_down_to_a_512th() {
         let mut s = MemoryStore::new(PAGE);
-        // 64 MiB of chunks, far above the floor: the marks are 1 MiB and 512 KiB.
+        // 64 MiB of chunks, far above the floor: the marks are 256 KiB and 128 KiB.
         s.chunk_bytes = 64 << 20;
         for (reclaimable, compacting) in [
-            (1 << 20, false),
-            ((1 << 20) + 1, true),
-            (768 << 10, true),
-            ((512 << 10) + 1, true),
-            (512 << 10, false),
-            (768 << 10, false),
+            (256 << 10, false),
+            ((256 << 10) + 1, true),
+            (192 << 10, true),
+            ((128 << 10) + 1, true),
+            (128 << 10, false),
+            (192 << 10, false),
         ] {
             s.reclaimable = reclaimable;
             assert_eq!(s.should_compact(), compacting, "{reclaimable} reclaimable");
