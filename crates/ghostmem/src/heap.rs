@@ -152,50 +152,124 @@ fn scrub_at(live: u32, capacity: usize) -> bool {
     live.is_power_of_two() && 2 * live as usize <= capacity
 }
 
-struct Slab {
-    class: u8,
-    live: u32,
-    /// Position in its class's partial list, while it has both live and free slots.
-    partial_at: Option<u32>,
-    used: Box<[u64]>,
+/// The slabs of one class, in flat arrays indexed by a slab number ([`HeapState::slab_of`]
+/// gives the number of the slab that starts at a page). A slab costs 8 bytes and its bitmap
+/// (a bit per slot), with no allocation of its own: a map from page to slab with a boxed
+/// bitmap each took about 100 bytes per slab, 2 MiB of metadata for a heap of 20,000 slabs.
+struct ClassSlabs {
+    /// Slots per slab.
+    slots: usize,
+    /// Bitmap words per slab.
+    words: usize,
+    /// Per slab number: live slots.
+    live: Vec<u32>,
+    /// Per slab number: its position in `partial` while it has both live and free slots,
+    /// else [`UNLISTED`].
+    partial_at: Vec<u32>,
+    /// `words` words per slab number: bit `i` set while slot `i` is in use.
+    used: Vec<u64>,
+    /// Slab numbers not in use (their bitmaps are clear).
+    vacant: Vec<u32>,
+    /// The first pages of the class's slabs that have both live and free slots.
+    partial: Vec<u32>,
 }
 
-impl Slab {
-    fn new(class: u8) -> Slab {
-        let slots = classes()[usize::from(class)].slots;
-        Slab {
-            class,
-            live: 0,
-            partial_at: None,
-            used: vec![0; slots.div_ceil(64)].into_boxed_slice(),
+/// A slab that is in no partial list.
+const UNLISTED: u32 = u32::MAX;
+
+impl ClassSlabs {
+    fn new(slots: usize) -> ClassSlabs {
+        ClassSlabs {
+            slots,
+            words: slots.div_ceil(64),
+            live: Vec::new(),
+            partial_at: Vec::new(),
+            used: Vec::new(),
+            vacant: Vec::new(),
+            partial: Vec::new(),
         }
     }
-    fn capacity(&self) -> usize {
-        classes()[usize::from(self.class)].slots
+
+    /// A number for a new slab, with no slot in use.
+    fn add(&mut self) -> u32 {
+        if let Some(n) = self.vacant.pop() {
+            return n;
+        }
+        let n = u32::try_from(self.live.len()).expect("slab count fits in u32");
+        self.live.push(0);
+        self.partial_at.push(UNLISTED);
+        self.used.resize(self.used.len() + self.words, 0);
+        n
     }
-    fn is_used(&self, i: usize) -> bool {
-        self.used[i / 64] & (1 << (i % 64)) != 0
+
+    /// Give back the number of a slab with no live slot (and in no partial list).
+    fn remove(&mut self, n: u32) {
+        debug_assert_eq!(self.live[n as usize], 0, "a slab with live slots");
+        debug_assert_eq!(self.partial_at[n as usize], UNLISTED);
+        self.vacant.push(n);
     }
-    fn take(&mut self) -> Option<usize> {
+
+    fn bits(&self, n: u32) -> &[u64] {
+        let at = n as usize * self.words;
+        &self.used[at..at + self.words]
+    }
+
+    fn is_used(&self, n: u32, i: usize) -> bool {
+        self.bits(n)[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    /// Take the lowest free slot of slab `n`.
+    fn take(&mut self, n: u32) -> Option<usize> {
         let i = self
-            .used
+            .bits(n)
             .iter()
             .enumerate()
             .find_map(|(w, &bits)| {
                 (bits != u64::MAX).then(|| w * 64 + (!bits).trailing_zeros() as usize)
             })
-            .filter(|&i| i < self.capacity())?;
-        self.used[i / 64] |= 1 << (i % 64);
-        self.live += 1;
+            .filter(|&i| i < self.slots)?;
+        self.used[n as usize * self.words + i / 64] |= 1 << (i % 64);
+        self.live[n as usize] += 1;
         Some(i)
     }
-    fn put(&mut self, i: usize) {
-        self.used[i / 64] &= !(1 << (i % 64));
-        self.live -= 1;
+
+    fn put(&mut self, n: u32, i: usize) {
+        self.used[n as usize * self.words + i / 64] &= !(1 << (i % 64));
+        self.live[n as usize] -= 1;
     }
-    fn is_full(&self) -> bool {
-        self.live as usize == self.capacity()
+
+    fn is_full(&self, n: u32) -> bool {
+        self.live[n as usize] as usize == self.slots
     }
+
+    /// Put slab `n`, which starts at page `head`, on the partial list (no-op if it is there).
+    fn list(&mut self, n: u32, head: u32) {
+        if self.partial_at[n as usize] == UNLISTED {
+            self.partial_at[n as usize] =
+                u32::try_from(self.partial.len()).expect("slab count fits in u32");
+            self.partial.push(head);
+        }
+    }
+
+    /// Take slab `n` off the partial list (no-op if it is not there). O(1): the list's last
+    /// slab takes its place, found through `slab_of`.
+    fn unlist(&mut self, n: u32, slab_of: &[u32]) {
+        let at = std::mem::replace(&mut self.partial_at[n as usize], UNLISTED);
+        if at == UNLISTED {
+            return;
+        }
+        self.partial.swap_remove(at as usize);
+        if let Some(&moved) = self.partial.get(at as usize) {
+            self.partial_at[slab_number(slab_of, moved) as usize] = at;
+        }
+    }
+}
+
+/// The number of the slab that starts at page `head` (which must start one).
+fn slab_number(slab_of: &[u32], head: u32) -> u32 {
+    slab_of[head as usize]
+        .checked_sub(1)
+        .expect("a slab starts at this page")
 }
 
 /// What a page was last used for, one byte per page; kept after it is freed so a double free
@@ -314,40 +388,17 @@ impl Runs {
 
 struct HeapState {
     runs: Runs,
-    slabs: HashMap<u32, Slab>,
-    partial: Vec<Vec<u32>>,
+    /// The slabs of each class (empty for the classes served by page runs).
+    slabs: Vec<ClassSlabs>,
+    /// Per page: 1 + the number of the slab that starts there in its class's [`ClassSlabs`],
+    /// or 0 (zero-initialized: only the pages in use cost memory).
+    slab_of: Vec<u32>,
     /// Page runs: first page -> requested size.
     large: HashMap<u32, usize>,
     tags: Vec<u8>,
 }
 
 impl HeapState {
-    /// Put slab `page` on its class's partial list (no-op if it is there).
-    fn list(&mut self, page: u32) {
-        let slab = self.slabs.get_mut(&page).expect("slab exists");
-        if slab.partial_at.is_none() {
-            let list = &mut self.partial[usize::from(slab.class)];
-            slab.partial_at = Some(u32::try_from(list.len()).expect("slab count fits in u32"));
-            list.push(page);
-        }
-    }
-
-    /// Take slab `page` off its class's partial list (no-op if it is not there). O(1).
-    fn unlist(&mut self, page: u32) {
-        let slab = self.slabs.get_mut(&page).expect("slab exists");
-        let Some(at) = slab.partial_at.take() else {
-            return;
-        };
-        let list = &mut self.partial[usize::from(slab.class)];
-        list.swap_remove(at as usize);
-        if let Some(&moved) = list.get(at as usize) {
-            self.slabs
-                .get_mut(&moved)
-                .expect("listed slab exists")
-                .partial_at = Some(at);
-        }
-    }
-
     /// The live allocation that starts at `ptr`, or why there is none. Looks only at this
     /// out-of-band metadata, never at the memory itself.
     fn locate(&self, base: usize, len: usize, ptr: usize) -> Result<Block, FreeError> {
@@ -381,8 +432,10 @@ impl HeapState {
             return Err(FreeError::NotAllocated(ptr));
         }
         let slot = offset / c.size;
-        match self.slabs.get(&head) {
-            Some(slab) if slab.is_used(slot) => Ok(Block::Slot { head, class, slot }),
+        match self.slab_of[head as usize].checked_sub(1) {
+            Some(n) if self.slabs[usize::from(class)].is_used(n, slot) => {
+                Ok(Block::Slot { head, class, slot })
+            }
             _ => Err(FreeError::DoubleFree(ptr)),
         }
     }
@@ -411,8 +464,8 @@ impl Heap {
                     by_start: BTreeMap::new(),
                     by_len: BTreeSet::new(),
                 },
-                slabs: HashMap::new(),
-                partial: vec![Vec::new(); classes().len()],
+                slabs: classes().iter().map(|c| ClassSlabs::new(c.slots)).collect(),
+                slab_of: vec![0; pages],
                 large: HashMap::new(),
                 tags: vec![tag::NEVER; pages],
             }),
@@ -464,16 +517,14 @@ impl Heap {
     }
 
     fn alloc_small(st: &mut HeapState, pager: &Pager, class: u8) -> Result<(u32, usize), Error> {
-        if let Some(&head) = st.partial[usize::from(class)].last() {
-            let slab = st
-                .slabs
-                .get_mut(&head)
-                .expect("slabs in a partial list exist");
-            let slot = slab
-                .take()
+        let slabs = &mut st.slabs[usize::from(class)];
+        if let Some(&head) = slabs.partial.last() {
+            let n = slab_number(&st.slab_of, head);
+            let slot = slabs
+                .take(n)
                 .expect("slabs in a partial list have a free slot");
-            if slab.is_full() {
-                st.unlist(head);
+            if slabs.is_full(n) {
+                slabs.unlist(n, &st.slab_of);
             }
             return Ok((head, slot));
         }
@@ -491,12 +542,12 @@ impl Heap {
         for k in 1..pages {
             st.tags[head as usize + k] = tag::SLAB_BODY + u8::try_from(k).expect("< 7");
         }
-        let mut slab = Slab::new(class);
-        let slot = slab.take().expect("a new slab has room");
-        let full = slab.is_full();
-        st.slabs.insert(head, slab);
-        if !full {
-            st.list(head);
+        let slabs = &mut st.slabs[usize::from(class)];
+        let n = slabs.add();
+        st.slab_of[head as usize] = n + 1;
+        let slot = slabs.take(n).expect("a new slab has room");
+        if !slabs.is_full(n) {
+            slabs.list(n, head);
         }
         Ok((head, slot))
     }
@@ -550,21 +601,24 @@ impl Heap {
         let usable = st.usable(block);
         let released = match block {
             Block::Slot { head, class, slot } => {
-                let slab = st.slabs.get_mut(&head).expect("located");
-                slab.put(slot);
-                if slab.live == 0 {
-                    st.unlist(head);
-                    st.slabs.remove(&head);
+                let n = slab_number(&st.slab_of, head);
+                let slabs = &mut st.slabs[usize::from(class)];
+                slabs.put(n, slot);
+                let live = slabs.live[n as usize];
+                if live == 0 {
+                    slabs.unlist(n, &st.slab_of);
+                    slabs.remove(n);
+                    st.slab_of[head as usize] = 0;
                     let pages = classes()[usize::from(class)].slab_pages;
                     Some(PageRun {
                         first: PageId(head),
                         count: u32::try_from(pages).expect("at most MAX_SLAB_PAGES"),
                     })
                 } else {
-                    if scrub_at(slab.live, slab.capacity()) {
-                        Self::scrub(pager, head, slab);
+                    if scrub_at(live, slabs.slots) {
+                        Self::scrub(pager, head, class, |i| slabs.is_used(n, i));
                     }
-                    st.list(head);
+                    slabs.list(n, head);
                     None
                 }
             }
@@ -585,8 +639,8 @@ impl Heap {
 
     /// Zero the free slots of the slab at `head` in each of its pages (see
     /// [`Pager::scrub`]), so that stored copies of its pages stop carrying freed bytes.
-    fn scrub(pager: &Pager, head: u32, slab: &Slab) {
-        let c = classes()[usize::from(slab.class)];
+    fn scrub(pager: &Pager, head: u32, class: u8, is_used: impl Fn(usize) -> bool) {
+        let c = classes()[usize::from(class)];
         let page = page_size();
         for k in 0..c.slab_pages {
             let (lo, hi) = (k * page, (k + 1) * page);
@@ -595,7 +649,7 @@ impl Heap {
             let slots = lo / c.size..(hi - 1) / c.size + 1;
             let free = |emit: &mut dyn FnMut(usize, usize)| {
                 let mut run: Option<(usize, usize)> = None;
-                for i in slots.clone().filter(|&i| !slab.is_used(i)) {
+                for i in slots.clone().filter(|&i| !is_used(i)) {
                     let (start, end) = ((i * c.size).max(lo) - lo, ((i + 1) * c.size).min(hi) - lo);
                     run = match run {
                         Some((s, e)) if e == start => Some((s, end)),
@@ -899,19 +953,83 @@ mod tests {
         );
         assert!(classes().iter().any(|c| c.slots > 64));
         for class in (0..classes().len()).filter(|&c| classes()[c].slab_pages > 0) {
-            let mut slab = Slab::new(u8::try_from(class).unwrap());
-            let capacity = slab.capacity();
-            let taken: Vec<usize> = std::iter::from_fn(|| slab.take())
+            let mut slabs = ClassSlabs::new(classes()[class].slots);
+            let capacity = slabs.slots;
+            // Slab 1, between two full ones: its bitmap must not spill into theirs.
+            let (before, n, after) = (slabs.add(), slabs.add(), slabs.add());
+            assert_eq!((before, n, after), (0, 1, 2));
+            for other in [before, after] {
+                while slabs.take(other).is_some() {}
+            }
+            let taken: Vec<usize> = std::iter::from_fn(|| slabs.take(n))
                 .take(capacity + 1)
                 .collect();
             assert_eq!(taken, (0..capacity).collect::<Vec<_>>(), "class {class}");
-            assert!(slab.is_full());
+            assert!(slabs.is_full(n) && slabs.is_full(before) && slabs.is_full(after));
             // Every slab has at least two slots (class 6144 on 4 KiB pages: 2 in 3 pages).
-            slab.put(0);
-            assert!(!slab.is_used(0) && slab.is_used(1));
-            assert_eq!(slab.take(), Some(0));
-            assert_eq!(slab.take(), None);
+            slabs.put(n, 0);
+            assert!(!slabs.is_used(n, 0) && slabs.is_used(n, 1));
+            assert!(slabs.is_used(before, 0) && slabs.is_used(after, 0));
+            assert_eq!(slabs.take(n), Some(0));
+            assert_eq!(slabs.take(n), None);
         }
+    }
+
+    #[test]
+    fn a_slab_costs_eight_bytes_and_its_bitmap_and_numbers_are_reused() {
+        let class = (0..classes().len())
+            .find(|&c| classes()[c].slots > 64)
+            .expect("a class of several bitmap words");
+        let mut slabs = ClassSlabs::new(classes()[class].slots);
+        let words = slabs.words;
+        assert!(words > 1);
+        let numbers: Vec<u32> = (0..1000).map(|_| slabs.add()).collect();
+        assert_eq!(numbers, (0..1000).collect::<Vec<_>>());
+        for &n in &numbers {
+            slabs.take(n);
+        }
+        let bytes = |s: &ClassSlabs| {
+            (s.live.len() + s.partial_at.len()) * size_of::<u32>() + s.used.len() * size_of::<u64>()
+        };
+        assert_eq!(bytes(&slabs), 1000 * (8 + 8 * words));
+        // Emptied slabs give their numbers back; new ones take them and grow nothing.
+        for &n in numbers.iter().rev().take(600) {
+            slabs.put(n, 0);
+            slabs.remove(n);
+        }
+        for _ in 0..600 {
+            let n = slabs.add();
+            assert!(n < 1000 && slabs.live[n as usize] == 0 && !slabs.is_used(n, 0));
+            slabs.take(n);
+        }
+        assert_eq!(bytes(&slabs), 1000 * (8 + 8 * words));
+        assert_eq!(slabs.add(), 1000, "a new number once none is vacant");
+    }
+
+    #[test]
+    fn partial_lists_follow_slabs_that_move_in_them() {
+        let class = (0..classes().len())
+            .find(|&c| classes()[c].slab_pages == 1)
+            .expect("a one-page slab class");
+        let mut slabs = ClassSlabs::new(classes()[class].slots);
+        let mut slab_of = vec![0u32; 8];
+        for head in [2u32, 5, 7] {
+            let n = slabs.add();
+            slab_of[head as usize] = n + 1;
+            slabs.take(n);
+            slabs.list(n, head);
+            slabs.list(n, head);
+        }
+        assert_eq!(slabs.partial, [2, 5, 7], "listing twice is a no-op");
+        // Unlisting the first moves the last into its place, and its position follows.
+        slabs.unlist(slab_number(&slab_of, 2), &slab_of);
+        assert_eq!(slabs.partial, [7, 5]);
+        assert_eq!(slabs.partial_at[slab_number(&slab_of, 7) as usize], 0);
+        slabs.unlist(slab_number(&slab_of, 7), &slab_of);
+        assert_eq!(slabs.partial, [5]);
+        assert_eq!(slabs.partial_at[slab_number(&slab_of, 5) as usize], 0);
+        slabs.unlist(slab_number(&slab_of, 7), &slab_of);
+        assert_eq!(slabs.partial, [5], "unlisting twice is a no-op");
     }
 
     #[test]
@@ -930,9 +1048,10 @@ mod tests {
         for k in 1..=c.slab_pages {
             st.tags[k] = tag::SLAB_BODY + u8::try_from(k).unwrap();
         }
-        let mut slab = Slab::new(class);
-        slab.take();
-        st.slabs.insert(0, slab);
+        let slabs = &mut st.slabs[usize::from(class)];
+        let n = slabs.add();
+        slabs.take(n);
+        st.slab_of[0] = n + 1;
         // `locate` reads only the metadata: any page-aligned base will do.
         let base = 1 << 30;
         let ptr = base + c.slab_pages * page;

@@ -126,13 +126,13 @@ impl Model {
         classes.iter().map(|&(_, chunk)| chunk as u64).sum()
     }
 
-    /// What the store's tables may occupy: the handle table 16 bytes per handle at the peak
+    /// What the store's tables may occupy: the handle table 8 bytes per handle at the peak
     /// (doubled: it grows by doubling segments); a 296-byte descriptor per chunk range ever
     /// carved (at most 1/8 of the address space, whose smallest chunks are one page); a page
     /// for each table's first segment.
     fn table_allowance(&self) -> u64 {
         let st = self.store.compaction_stats();
-        32 * self.peak_blocks as u64 + st.address_space_bytes / 8 + 3 * PAGE as u64
+        16 * self.peak_blocks as u64 + st.address_space_bytes / 8 + 3 * PAGE as u64
     }
 }
 

@@ -10,6 +10,7 @@
 use std::ffi::{c_char, c_int, c_void};
 
 use super::{Codec, CodecError};
+use crate::sys::FaultBuffer;
 
 use lz4_sys as _; // links liblz4
 
@@ -33,16 +34,22 @@ unsafe extern "C" {
 
 /// LZ4 block compression with a preallocated state (no allocation per call).
 pub struct Lz4 {
-    state: Box<[u64]>,
+    /// Mapped directly, so that it takes RAM only once the codec compresses: a pager keeps a
+    /// codec for each of the faults that may run at once, and one thread uses one or two.
+    state: FaultBuffer,
 }
 
 impl Lz4 {
-    /// Allocate the compression state (about 16 KiB).
+    /// Map the compression state (about 16 KiB).
+    ///
+    /// # Panics
+    ///
+    /// If the system refuses the mapping (as a failed allocation would abort).
     pub fn new() -> Self {
         // SAFETY: a pure function of the library's configuration.
         let bytes = usize::try_from(unsafe { LZ4_sizeofState() }).expect("state size");
         Lz4 {
-            state: vec![0u64; bytes.div_ceil(8)].into_boxed_slice(),
+            state: FaultBuffer::new(bytes).expect("mapping the LZ4 compression state"),
         }
     }
 }
@@ -59,7 +66,7 @@ fn len_c(n: usize) -> c_int {
 
 impl Codec for Lz4 {
     fn compress(&mut self, page: &[u8], out: &mut [u8]) -> Option<usize> {
-        // SAFETY: `state` is 8-byte aligned and at least LZ4_sizeofState() bytes; `page` and
+        // SAFETY: `state` is page-aligned and at least LZ4_sizeofState() bytes; `page` and
         // `out` are valid for the lengths passed. The call writes at most `out.len()` bytes and
         // returns 0 when the result does not fit.
         let n = unsafe {

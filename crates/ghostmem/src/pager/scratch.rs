@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use super::readahead::READAHEAD;
 use crate::codec::Codec;
-use crate::sys::FaultStack;
+use crate::sys::{FaultBuffer, FaultStack};
 
 /// Faults of one instance that can be in progress at once.
 pub(super) const SCRATCHES: usize = 16;
@@ -18,15 +18,15 @@ pub(super) const SCRATCHES: usize = 16;
 /// The buffers and codec one fault works with.
 pub(super) struct Work {
     /// A page: the victim's contents on eviction, the decoded page on restore.
-    pub page: Box<[u8]>,
+    pub page: FaultBuffer,
     /// The encoded victim.
-    pub out: Box<[u8]>,
+    pub out: FaultBuffer,
     /// The stored block of the page being restored, copied out of the store.
-    pub block: Box<[u8]>,
+    pub block: FaultBuffer,
     /// Readahead: the stored blocks of the pages brought in ahead, a page apart.
-    pub blocks: Box<[u8]>,
+    pub blocks: FaultBuffer,
     /// Readahead: those pages decoded, one after the other.
-    pub ahead: Box<[u8]>,
+    pub ahead: FaultBuffer,
     pub codec: Box<dyn Codec>,
 }
 
@@ -46,13 +46,13 @@ impl Scratches {
             all.push(Mutex::new(Scratch {
                 stack: FaultStack::new()?,
                 work: Work {
-                    page: vec![0u8; page].into_boxed_slice(),
-                    out: vec![0u8; page].into_boxed_slice(),
-                    block: vec![0u8; page].into_boxed_slice(),
-                    // Zeroed allocations this large are fresh mappings: they take RAM only
-                    // once a readahead uses them.
-                    blocks: vec![0u8; READAHEAD * page].into_boxed_slice(),
-                    ahead: vec![0u8; READAHEAD * page].into_boxed_slice(),
+                    // Mapped directly: a scratch's buffers take RAM only once a fault uses
+                    // them, and one thread's faults use one or two of the scratches.
+                    page: FaultBuffer::new(page)?,
+                    out: FaultBuffer::new(page)?,
+                    block: FaultBuffer::new(page)?,
+                    blocks: FaultBuffer::new(READAHEAD * page)?,
+                    ahead: FaultBuffer::new(READAHEAD * page)?,
                     codec: codec(),
                 },
             }));

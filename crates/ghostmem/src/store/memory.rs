@@ -5,10 +5,10 @@
 //!   BlockRef = handle h                       (what the pager keeps; never changes)
 //!        │
 //!        ▼
-//!   handle table (16 B per handle)          chunk descriptors (out of band, one per chunk)
+//!   handle table (8 B per handle)           chunk descriptors (out of band, one per chunk)
 //!   ┌──────────────────────────┐            ┌─────────────────────────────────────────────┐
-//!   │ h: chunk c << 6 | slot s,│──────────▶ │ c: base, class, used (u64 bitmap), touched, │
-//!   │    address of the slot   │            │    prev/next (fullness list), owner[64]     │
+//!   │ h: chunk c << 6 | slot s │──────────▶ │ c: base, class, used (u64 bitmap), touched, │
+//!   │                          │            │    prev/next (fullness list), owner[64]     │
 //!   │ free: 1 << 63 | next     │            │                                             │
 //!   └──────────────────────────┘            └───────────────┬─────────────────────────────┘
 //!                                                           │ base
@@ -43,16 +43,16 @@
 //! less than one chunk per size class in use.
 //!
 //! **When compaction runs.** The store tracks the bytes compaction could free (per class: its
-//! chunks minus the `ceil(blocks / slots)` it needs). When that passes 1/64 of the chunk bytes
-//! (and 64 pages), every `remove` does a bounded step — at most 8 block moves, a discard
-//! costing as much as 4 — until it falls under 1/128 (hysteresis). So no fault waits for more
+//! chunks minus the `ceil(blocks / slots)` it needs). When that passes 1/256 of the chunk bytes
+//! (and 32 pages), every `remove` does a bounded step — at most 8 block moves, a discard
+//! costing as much as 4 — until it falls under 1/512 (hysteresis). So no fault waits for more
 //! than a few small copies, and the store's memory follows its contents down.
 //! [`PageStore::compact_all`] runs compaction to completion.
 //!
 //! **The fault path.** `put`, `load` and `remove` never use the global allocator: regions, the
 //! handle table, the descriptors and the region list are all mapped directly (the tables grow
 //! by mapping new segments, see [`super::table`]). Only the class array is allocated, by
-//! [`MemoryStore::new`]. The tables keep their high-water mark — 16 bytes per handle, 296 per
+//! [`MemoryStore::new`]. The tables keep their high-water mark — 8 bytes per handle, 296 per
 //! chunk range ever carved — and count in [`PageStore::reserved_bytes`] with the chunks that
 //! hold memory; discarded ranges are address space only
 //! ([`CompactionStats::address_space_bytes`]).
@@ -90,7 +90,7 @@ const STEP_BUDGET: usize = 8;
 const MOVE_COST: usize = 1;
 const RELEASE_COST: usize = 4;
 /// Reclaimable memory never triggers compaction below this many pages.
-const MIN_RECLAIM_PAGES: u64 = 64;
+const MIN_RECLAIM_PAGES: u64 = 32;
 
 /// One chunk's metadata, kept out of band in the descriptor table.
 #[repr(C)]
@@ -219,8 +219,8 @@ pub struct MemoryStore {
     page: usize,
     granule: usize,
     classes: Box<[Class]>,
-    /// Per handle: `[chunk << 6 | slot, slot address]`, or `[FREE | next free handle, 0]`.
-    handles: Table<[u64; 2]>,
+    /// Per handle: `chunk << 6 | slot`, or `FREE | next free handle`.
+    handles: Table<u64>,
     chunks: Table<Chunk>,
     regions: Table<Region>,
     free_handle: u32,
@@ -346,7 +346,7 @@ impl MemoryStore {
     fn take_handle(&mut self) -> Result<u32, StoreError> {
         if self.free_handle != NIL {
             let h = self.free_handle;
-            let [entry, _] = *self.handles.get(index(h));
+            let entry = *self.handles.get(index(h));
             debug_assert!(entry & FREE != 0, "free handle list holds a live handle");
             self.free_handle = u32::try_from(entry & !FREE).unwrap_or(NIL);
             return Ok(h);
@@ -360,7 +360,7 @@ impl MemoryStore {
     }
 
     fn give_back_handle(&mut self, h: u32) {
-        *self.handles.get_mut(index(h)) = [FREE | u64::from(self.free_handle), 0];
+        *self.handles.get_mut(index(h)) = FREE | u64::from(self.free_handle);
         self.free_handle = h;
     }
 
@@ -375,7 +375,7 @@ impl MemoryStore {
         if index(h) >= self.handles.len() {
             return None;
         }
-        let [entry, _] = *self.handles.get(index(h));
+        let entry = *self.handles.get(index(h));
         if entry & FREE != 0 {
             return None;
         }
@@ -589,7 +589,7 @@ impl MemoryStore {
         // chunks, so they do not overlap): `from` holds the block, `to` was free. No slice
         // borrowed from `load` is alive (we hold `&mut self`).
         unsafe { ptr::copy_nonoverlapping(from as *const u8, to as *mut u8, size) };
-        *self.handles.get_mut(index(h)) = [(u64::from(dst) << 6) | to_slot as u64, to as u64];
+        *self.handles.get_mut(index(h)) = (u64::from(dst) << 6) | to_slot as u64;
         self.vacate(src, slot);
         self.blocks_moved += 1;
     }
@@ -641,10 +641,10 @@ impl MemoryStore {
     fn should_compact(&mut self) -> bool {
         let floor = MIN_RECLAIM_PAGES * self.page as u64;
         if self.compacting {
-            if self.reclaimable <= (self.chunk_bytes / 128).max(floor / 2) {
+            if self.reclaimable <= (self.chunk_bytes / 512).max(floor / 2) {
                 self.compacting = false;
             }
-        } else if self.reclaimable > (self.chunk_bytes / 64).max(floor) {
+        } else if self.reclaimable > (self.chunk_bytes / 256).max(floor) {
             self.compacting = true;
         }
         self.compacting
@@ -685,7 +685,7 @@ impl PageStore for MemoryStore {
         // SAFETY: the slot is `classes[class].size >= data.len()` bytes inside a live chunk of
         // this store, and was free until `occupy` gave it to this block.
         unsafe { ptr::copy_nonoverlapping(data.as_ptr(), to as *mut u8, data.len()) };
-        *self.handles.get_mut(index(h)) = [(u64::from(chunk) << 6) | slot as u64, to as u64];
+        *self.handles.get_mut(index(h)) = (u64::from(chunk) << 6) | slot as u64;
         self.live_bytes += data.len() as u64;
         Ok(BlockRef(u64::from(h)))
     }
@@ -697,28 +697,34 @@ impl PageStore for MemoryStore {
         len: usize,
         _scratch: &'a mut [u8],
     ) -> Result<&'a [u8], StoreError> {
-        // One read of the handle gives the address; the full check (the slot's owner and
-        // size, one more cache miss) runs in debug builds.
+        // The handle gives the chunk and slot, the chunk's descriptor its address and class;
+        // the full check (the slot's owner and size) runs in debug builds.
         let h = usize::try_from(block.0).map_err(|_| StoreError::Corrupt)?;
         if h >= self.handles.len() || len > self.page {
             return Err(StoreError::Corrupt);
         }
-        let [entry, at] = *self.handles.get(h);
+        let entry = *self.handles.get(h);
         if entry & FREE != 0 {
             debug_assert!(false, "load of {block:?}, a removed block");
             return Err(StoreError::Corrupt);
         }
-        let at = usize::try_from(at).map_err(|_| StoreError::Corrupt)?;
+        let chunk = usize::try_from(entry >> 6).map_err(|_| StoreError::Corrupt)?;
+        if chunk >= self.chunks.len() {
+            return Err(StoreError::Corrupt);
+        }
+        let c = self.chunks.get(chunk);
+        let at = c.base + (entry & 63) as usize * self.classes[usize::from(c.class)].size;
         debug_assert!(
             self.locate(block).is_some_and(|(chunk, _, addr)| addr == at
                 && len <= self.classes[usize::from(self.chunks.get(index(chunk)).class)].size),
             "load of {len} bytes from {block:?}, which does not hold them"
         );
-        // SAFETY: a live handle's address is its block's slot in a chunk carved from a region
-        // the store has mapped (`put` and `move_block` keep it current). `len` is the length
-        // the block was stored with (the caller's contract on `load`, checked in debug
-        // builds), so at most the slot's size and in bounds. Regions are unmapped only on
-        // drop, and blocks move only through `&mut self`, which the returned borrow holds.
+        // SAFETY: a live handle names its block's chunk and slot (`put` and `move_block` keep
+        // it current), and a live chunk's base is its slots' address in a region the store
+        // has mapped. `len` is the length the block was stored with (the caller's contract on
+        // `load`, checked in debug builds), so at most the slot's size and in bounds. Regions
+        // are unmapped only on drop, and blocks move only through `&mut self`, which the
+        // returned borrow holds.
         Ok(unsafe { std::slice::from_raw_parts(at as *const u8, len) })
     }
 
@@ -1073,6 +1079,24 @@ mod tests {
     }
 
     #[test]
+    fn a_handle_takes_eight_bytes() {
+        let mut s = MemoryStore::new(PAGE);
+        let n: usize = 10_000;
+        let blocks: Vec<BlockRef> = (0..n)
+            .map(|i| put(&mut s, i.to_le_bytes()[0], 100))
+            .collect();
+        // The table grows by doubling segments: at most twice 8 bytes per handle.
+        let bytes = s.handles.mapped_bytes();
+        assert!(
+            bytes >= 8 * n && bytes <= 2 * 8 * n,
+            "{bytes} bytes of handles for {n} blocks"
+        );
+        for (i, &b) in blocks.iter().enumerate() {
+            check(&mut s, b, i.to_le_bytes()[0], 100);
+        }
+    }
+
+    #[test]
     fn compaction_starts_above_the_floor_only() {
         // Reclaimable chunks of 16 pages exactly at the floor, not above it, in a store small
         // enough that the floor is what counts.
@@ -1087,17 +1111,17 @@ mod tests {
     }
 
     #[test]
-    fn compaction_runs_from_a_sixty_fourth_down_to_a_hundred_twenty_eighth() {
+    fn compaction_runs_from_a_256th_down_to_a_512th() {
         let mut s = MemoryStore::new(PAGE);
-        // 64 MiB of chunks, far above the floor: the marks are 1 MiB and 512 KiB.
+        // 64 MiB of chunks, far above the floor: the marks are 256 KiB and 128 KiB.
         s.chunk_bytes = 64 << 20;
         for (reclaimable, compacting) in [
-            (1 << 20, false),
-            ((1 << 20) + 1, true),
-            (768 << 10, true),
-            ((512 << 10) + 1, true),
-            (512 << 10, false),
-            (768 << 10, false),
+            (256 << 10, false),
+            ((256 << 10) + 1, true),
+            (192 << 10, true),
+            ((128 << 10) + 1, true),
+            (128 << 10, false),
+            (192 << 10, false),
         ] {
             s.reclaimable = reclaimable;
             assert_eq!(s.should_compact(), compacting, "{reclaimable} reclaimable");

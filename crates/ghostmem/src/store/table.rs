@@ -34,9 +34,6 @@ pub(super) unsafe trait ZeroValid: Sized {}
 // SAFETY: zero is a valid u64.
 unsafe impl ZeroValid for u64 {}
 
-// SAFETY: zeros are a valid pair of u64.
-unsafe impl ZeroValid for [u64; 2] {}
-
 /// Map `len` bytes of private anonymous read-write memory (zero-filled, reserved lazily).
 pub(super) fn map(len: usize) -> Result<usize, StoreError> {
     // SAFETY: a fresh mapping chosen by the kernel, overlapping nothing of ours.

@@ -12,7 +12,7 @@ pub(crate) use arena::Arena;
 pub(crate) use signals::{
     SignalsBlocked, fatal, fatal_fault, install_fault_handler, segv_is_default,
 };
-pub(crate) use stack::FaultStack;
+pub(crate) use stack::{FaultBuffer, FaultStack};
 pub(crate) use wakeup::{Epoch, Wakeup};
 
 use super::{Backend, FaultBackend};

@@ -1,0 +1,65 @@
+//! An idle instance costs little RAM: its working memory for faults (a page buffer or three,
+//! readahead buffers and a codec state for each of the faults that may run at once) takes
+//! RAM only once a fault uses it, so creating an instance and serving faults from one
+//! thread must not grow the resident set by more than a few of those sets.
+//!
+//! RSS is shared by every thread of the process, so this binary holds exactly one test.
+
+mod common;
+
+use ghostmem::page_size;
+
+/// Anonymous resident memory of this process in bytes (not the program's code, which the
+/// first calls page in).
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("RssAnon:"))
+        .expect("RssAnon line in /proc/self/status");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unparsable line {line:?}"));
+    kib * 1024
+}
+
+#[test]
+fn fault_working_memory_takes_ram_only_when_used() {
+    let page = page_size();
+    let budget = 64usize;
+    let before = rss_bytes();
+    let ghost = common::instance_with_space(budget, 64 << 20);
+    let created = rss_bytes();
+    // Faults from this thread: fill 4 budgets' worth of pages, then read them back in order
+    // (evictions, restores and readahead).
+    let pages = 4 * budget;
+    let data = common::alloc(&ghost, pages * page);
+    for i in 0..pages {
+        // SAFETY: inside the live allocation of `pages` pages.
+        unsafe { data.add(i * page + i % page).write(i.to_le_bytes()[0] | 1) };
+    }
+    for i in 0..pages {
+        // SAFETY: as above.
+        let got = unsafe { data.add(i * page + i % page).read() };
+        assert_eq!(got, i.to_le_bytes()[0] | 1);
+    }
+    let used = rss_bytes();
+    let s = ghost.stats();
+    eprintln!(
+        "RSS before {before}, after creating the instance {created}, after faults {used}; {s:?}"
+    );
+    assert!(s.evictions > 0 && s.restores > 0, "{s:?}");
+    // The budget's pages, and one scratch's buffers (3 pages, 2 x 32 pages for readahead, a
+    // 16 KiB codec state), the store's blocks and tables and the heap's metadata: about 180
+    // pages on 4 KiB pages. With the sixteen scratches' buffers and codec states on the heap,
+    // where some were cleared and the readahead ones shared a page with malloc's header, it
+    // was about 290.
+    let allowance = (budget as u64 + 160) * page as u64;
+    assert!(
+        used.saturating_sub(before) <= allowance,
+        "RSS grew by {} bytes (allowance {allowance})",
+        used - before
+    );
+}
