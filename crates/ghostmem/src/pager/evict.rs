@@ -241,7 +241,7 @@ impl Pager {
 }
 
 /// Most runs one batch of victims forms (a batch is at most this many pages).
-pub(super) const MOST_RUNS: usize = 64;
+pub(super) const MOST_RUNS: usize = 128;
 
 /// A page chosen for eviction: its CLOCK frame, and once stored (or from the start, for a
 /// clean page: its kept block), its new entry.

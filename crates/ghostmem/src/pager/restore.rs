@@ -156,7 +156,8 @@ pub(super) fn decode_into(
 /// (its fault brought the window in) and cut the runs at the window; without that cut, `bench
 /// --workload seq` went from 0.41 to 0.60 GB/s fill and 0.37 to 0.52 GB/s scan on one thread,
 /// with random and hot touches unchanged (side by side with zram, 2026-12-03).
-const CLUSTER: usize = 64;
+const CLUSTER: usize = 128;
+const _: () = assert!(super::evict::MOST_RUNS >= CLUSTER, "a batch's runs fit");
 
 /// How many pages a fault that finds no free frame evicts at least (CLOCK victims and their
 /// neighbours): the frames of all but one are left free, so the next faults only restore. A
