@@ -196,7 +196,7 @@ fn child() {
             // 64 MiB through a 256 KiB budget, twice: were evicted pages not freed, the
             // process would hold all of it.
             let size = 64 << 20;
-            let before = rss_bytes();
+            let before = common::status_bytes("VmRSS");
             let p = common::alloc(&g, size);
             // Pages in a scattered order, so that a batch of victims forms several runs.
             let pages = size / page_size();
@@ -212,7 +212,7 @@ fn child() {
             drop(pattern);
             // SAFETY: as above.
             unsafe { common::assert_pattern(p, size, 29, "after process_madvise refused") };
-            let grown = rss_bytes().saturating_sub(before);
+            let grown = common::status_bytes("VmRSS").saturating_sub(before);
             let s = g.stats();
             println!("RSS grew {grown} bytes; {s:?}");
             assert!(
@@ -220,8 +220,7 @@ fn child() {
                 "{s:?}"
             );
             // The store holds what the region compresses to; the rest must have been freed.
-            let bound =
-                usize::try_from(s.store_reserved_bytes).unwrap() + budget * page_size() + (8 << 20);
+            let bound = s.store_reserved_bytes + (budget * page_size()) as u64 + (8 << 20);
             assert!(
                 grown < bound,
                 "RSS grew {grown} bytes (bound {bound}) for a {size}-byte region at a \
@@ -334,17 +333,6 @@ fn truncated_file_page() -> *const u8 {
     file.set_len(0).unwrap();
     std::fs::remove_file(&path).unwrap();
     p.cast()
-}
-
-/// Resident memory of this process in bytes.
-fn rss_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kib * 1024
 }
 
 /// Install a seccomp filter that makes `userfaultfd(2)` fail with EPERM, as container

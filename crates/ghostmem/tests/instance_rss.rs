@@ -9,29 +9,13 @@ mod common;
 
 use ghostmem::page_size;
 
-/// Anonymous resident memory of this process in bytes (not the program's code, which the
-/// first calls page in).
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("RssAnon:"))
-        .expect("RssAnon line in /proc/self/status");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unparsable line {line:?}"));
-    kib * 1024
-}
-
 #[test]
 fn fault_working_memory_takes_ram_only_when_used() {
     let page = page_size();
     let budget = 64usize;
-    let before = rss_bytes();
+    let before = common::status_bytes("RssAnon");
     let ghost = common::instance_with_space(budget, 64 << 20);
-    let created = rss_bytes();
+    let created = common::status_bytes("RssAnon");
     // Faults from this thread: fill 4 budgets' worth of pages, then read them back in order
     // (evictions, restores and readahead).
     let pages = 4 * budget;
@@ -45,7 +29,7 @@ fn fault_working_memory_takes_ram_only_when_used() {
         let got = unsafe { data.add(i * page + i % page).read() };
         assert_eq!(got, i.to_le_bytes()[0] | 1);
     }
-    let used = rss_bytes();
+    let used = common::status_bytes("RssAnon");
     let s = ghost.stats();
     eprintln!(
         "RSS before {before}, after creating the instance {created}, after faults {used}; {s:?}"

@@ -11,21 +11,6 @@ const DATA: usize = 64 << 20;
 const BUDGET_BYTES: usize = 1 << 20;
 const MAX_GROWTH: u64 = 16 << 20;
 
-/// VmRSS of this process in bytes.
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS line in /proc/self/status");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("unparsable line {line:?}"));
-    kib * 1024
-}
-
 /// Contents of page `i`: a compressible phrase naming the page, so that every page differs
 /// (no page is zero or same-filled) yet LZ4 shrinks it to a few dozen bytes.
 fn page_contents(i: usize, page: usize) -> Vec<u8> {
@@ -42,17 +27,17 @@ fn evicted_pages_release_ram() {
     let data = common::alloc(&ghost, DATA);
 
     // Page contents are built on the fly: a 64 MiB reference copy would itself be RSS.
-    let baseline = rss_bytes();
+    let baseline = common::status_bytes("VmRSS");
     let mut peak = baseline;
     for i in 0..pages {
         let contents = page_contents(i, page);
         // SAFETY: page `i` of the live allocation of `DATA` bytes.
         unsafe { std::ptr::copy_nonoverlapping(contents.as_ptr(), data.add(i * page), page) };
         if i % 1024 == 0 {
-            peak = peak.max(rss_bytes());
+            peak = peak.max(common::status_bytes("VmRSS"));
         }
     }
-    let after_fill = rss_bytes();
+    let after_fill = common::status_bytes("VmRSS");
     peak = peak.max(after_fill);
     let s = ghost.stats();
     eprintln!(
@@ -94,10 +79,10 @@ fn evicted_pages_release_ram() {
             );
         }
         if i % 1024 == 0 {
-            peak = peak.max(rss_bytes());
+            peak = peak.max(common::status_bytes("VmRSS"));
         }
     }
-    let after_read = rss_bytes();
+    let after_read = common::status_bytes("VmRSS");
     peak = peak.max(after_read);
     let s2 = ghost.stats();
     eprintln!("after read {after_read}, peak {peak}; {s2:?}");

@@ -134,3 +134,15 @@ pub fn assert_within_budget(stats: &Stats, what: &str) {
         stats.budget_pages
     );
 }
+
+/// A memory figure of this process from `/proc/self/status` (`field` such as `"VmRSS"` or
+/// `"RssAnon"`), in bytes.
+pub fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} line in /proc/self/status"));
+    kib * 1024
+}
