@@ -90,13 +90,23 @@ impl Pager {
         victim: PageId,
         encoded: Encoded,
     ) -> Result<Entry, Failure> {
+        Self::store_encoded(st, &work.out, victim, encoded)
+    }
+
+    /// [`Pager::store_victim`] for a victim encoded into `out` instead of `Work::out`.
+    fn store_encoded(
+        st: &mut State,
+        out: &[u8],
+        victim: PageId,
+        encoded: Encoded,
+    ) -> Result<Entry, Failure> {
         Ok(match encoded {
             Encoded::Zero => Entry::Zero,
             Encoded::Same(word) => Entry::Same(word),
             Encoded::Data { len, raw } => {
                 let block = st
                     .store
-                    .put(victim, &work.out[..len])
+                    .put(victim, &out[..len])
                     .map_err(|e| store_failure("storing an evicted page", e))?;
                 Entry::Stored {
                     block,
@@ -193,33 +203,52 @@ impl Pager {
                 return Err(failed("revoking access")(e));
             }
         }
-        for i in 0..batch.len() {
-            if batch[i].entry.is_some() {
-                // A clean page: its block is in the store already.
-                continue;
-            }
-            let victim = batch[i].page;
-            let mut encoded = Encoded::Zero;
+        // Encode a group of victims into `Work::blocks` (readahead uses it only after the
+        // eviction), then store the group under one lock: two threads evicting at once meet
+        // at the lock once a group, not once a page.
+        let size = work.page.len();
+        let group = work.blocks.len() / size;
+        let mut start = 0;
+        while start < batch.len() {
+            let end = (start + group).min(batch.len());
+            let mut encoded = [None; MOST_RUNS];
             let Work {
-                page, codec, out, ..
+                page,
+                codec,
+                blocks,
+                ..
             } = &mut *work;
-            let stored = self
-                .backend
-                .lend(victim, page, &mut |contents| {
-                    encoded = Self::encode_from(contents, &mut **codec, out, compress);
-                })
-                .map_err(failed("reading the page"))
-                .and_then(|()| {
-                    let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                    Self::store_victim(&mut st, work, victim, encoded)
+            for i in start..end {
+                if batch[i].entry.is_some() {
+                    // A clean page: its block is in the store already.
+                    continue;
+                }
+                let out = &mut blocks[(i - start) * size..(i - start + 1) * size];
+                let lent = self.backend.lend(batch[i].page, page, &mut |contents| {
+                    encoded[i] = Some(Self::encode_from(contents, &mut **codec, out, compress));
                 });
-            match stored {
-                Ok(entry) => batch[i].entry = Some(entry),
-                Err(f) => {
+                if let Err(e) = lent {
                     give_back(batch, usize::MAX)?;
-                    return Err(f);
+                    return Err(failed("reading the page")(e));
                 }
             }
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            for i in start..end {
+                let Some(code) = encoded[i] else {
+                    continue;
+                };
+                let out = &work.blocks[(i - start) * size..(i - start + 1) * size];
+                match Self::store_encoded(&mut st, out, batch[i].page, code) {
+                    Ok(entry) => batch[i].entry = Some(entry),
+                    Err(f) => {
+                        drop(st);
+                        give_back(batch, usize::MAX)?;
+                        return Err(f);
+                    }
+                }
+            }
+            drop(st);
+            start = end;
         }
         let mut all = [PageRun::one(PageId(0)); MOST_RUNS];
         let mut count = 0;
