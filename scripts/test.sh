@@ -23,6 +23,11 @@ GHOSTMEM_BACKEND=mprotect cargo test --workspace
 step "write failures on a 64 KiB tmpfs (unshare --mount)"
 cargo test -p ghostmem --test disk_mode -- --ignored --exact write_failures_keep_every_value_and_are_counted
 
+# Ignored in a plain `cargo test` because it needs root (to drop privileges in a child); here it
+# runs, and fails without root.
+step "kernel-access mode refused without the privilege (a child that drops root)"
+cargo test -p ghostmem --test kernel_access -- --ignored --exact without_the_privilege_creation_fails_and_says_what_to_change
+
 step "build release binaries and examples"
 cargo build --release --workspace --examples --bins --quiet
 for ex in global_allocator allocator_api; do
