@@ -178,8 +178,9 @@ impl Pager {
     }
 
     /// Evict `batch` (sorted by page; ordinary code or the fault path, pager lock not held):
-    /// revoke each run of neighbouring victims, encode and store each victim that is not clean
-    /// (taking the lock for each store), then free each run's memory. Never allocates. On
+    /// revoke each run of neighbouring victims, encode each victim that is not clean and store
+    /// the encoded ones a group at a time (one lock a group), then free every run's memory
+    /// (one call where the kernel allows it). Never allocates. On
     /// failure no memory was freed and every run is accessible (and writable) again; blocks
     /// already stored, clean pages' kept blocks included, are left in `batch` for the caller
     /// to remove.

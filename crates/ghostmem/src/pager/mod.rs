@@ -108,11 +108,8 @@ impl State {
     /// if it was evicted less than a budget's worth of evictions ago (it would have stayed
     /// resident with a little more room: the kernel's refault distance), else one.
     fn chances_for(&self, page: PageId) -> u8 {
-        const MASK: u32 = (1 << 24) - 1;
-        match self.table.evicted_at(page) {
-            Some(at) if (self.ticks.wrapping_sub(at) & MASK) as usize <= self.clock.frames() => {
-                clock::HOT
-            }
+        match self.table.evictions_since(page, self.ticks) {
+            Some(distance) if distance as usize <= self.clock.frames() => clock::HOT,
             _ => 1,
         }
     }

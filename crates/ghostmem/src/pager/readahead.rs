@@ -2,13 +2,15 @@
 //!
 //! ```text
 //!   fault on P, restored (restore.rs)
-//!     P continues a stream (the last fault of one brought in up to P - 1)?  window 4 → 8 → … 32
+//!     P continues a stream (the last fault of one brought in up to P - 1)?  window 4 → 8 → … 64
 //!     lock   the pages after P that are not resident (evicted, or never touched), up to the
 //!            window and to the frames that are free: each → Restoring, into a free frame;
 //!            their blocks copied out of the store   unlock
 //!       decode them one after the other into one buffer, fill them with one call
 //!       (one UFFDIO_COPY, or pwrite + mprotect)
-//!     lock   each → Resident, unreferenced (the hand may take it on its first pass)   unlock
+//!     lock   each → Resident with no CLOCK chance (the hand may take it on its first pass);
+//!            Clean instead, filled write-protected with its block kept, when every page came
+//!            from a block and loads of revoked pages run (clean.rs)   unlock
 //! ```
 //!
 //! Readahead never evicts: it takes only frames that are free, which a fault that evicted a

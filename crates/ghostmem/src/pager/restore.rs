@@ -7,12 +7,12 @@
 //!            │ Restoring/Evicting → unlock, sleep, retry
 //!            take a free frame, or CLOCK victims V…, each with its unpinned resident
 //!            neighbours after it, until the batch holds 3 pages, or the readahead window
-//!            and P (at most 64) (all → Evicting); P → Restoring; copy P's block out of
+//!            and P (at most 128) (all → Evicting); P → Restoring; copy P's block out of
 //!            the store, remove it
 //!     unlock
 //!       V…: revoke each run (one ioctl a run), read, encode (a clean victim: nothing to
 //!           encode, its block is stored)  (no lock: other faults proceed)
-//!     lock   each block into the store   unlock
+//!     lock   a group's blocks into the store (up to 64 a lock)   unlock
 //!       V…: free the runs' memory (one process_madvise; or MADV_DONTNEED / a hole punched
 //!           a run)
 //!       P: decode, fill (one UFFDIO_COPY, or pwrite + mprotect)
@@ -148,9 +148,9 @@ pub(super) fn decode_into(
 }
 
 /// Most victims one fault evicts. Each CLOCK victim takes its resident, unpinned neighbours
-/// after it along, evicted as one run (one write-protect; one free for the whole batch). Each such change makes the kernel
-/// interrupt the other CPUs running the process to flush their TLBs, which on a VM dominated
-/// sequential access with two threads; runs of 64 took two-thread sequential fill from 0.6× to
+/// after it along, evicted as one run (one write-protect; one free for the whole batch). Each
+/// such change makes the kernel interrupt the other CPUs running the process to flush their
+/// TLBs, which on a VM dominated sequential access with two threads; runs of 64 took two-thread sequential fill from 0.6× to
 /// 1.3× the one-thread figure here (16: 1.0×) with no change to random touches. Neighbours are
 /// taken whether referenced or not: with readahead, every window's first page is referenced
 /// (its fault brought the window in) and cut the runs at the window; without that cut, `bench

@@ -227,6 +227,13 @@ impl Table {
             .then(|| ((w0 >> STAMP_SHIFT) & STAMP_MASK) as u32)
     }
 
+    /// Evictions since an evicted page was evicted, given the count `now` (modulo 2^24, as
+    /// stamped by [`Table::set_evicted`]); `None` for a page that is not evicted.
+    pub fn evictions_since(&self, page: PageId, now: u32) -> Option<u32> {
+        self.evicted_at(page)
+            .map(|at| (u64::from(now.wrapping_sub(at)) & STAMP_MASK) as u32)
+    }
+
     /// How many pins hold the page resident (0 for a page that is not resident).
     pub fn pins(&self, page: PageId) -> u32 {
         let [w0, w1] = self.entries[page.index()];

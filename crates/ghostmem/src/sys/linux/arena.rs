@@ -215,22 +215,15 @@ impl Arena {
         Ok(())
     }
 
-    /// Lend the contents of `page` to `f`: in an anonymous arena in place, through the mapping,
+    /// Lend the contents of `page` to `f` in place, through the mapping of an anonymous arena,
     /// where the caller guarantees the page is resident and write-protected until `f` returns
-    /// (so it neither faults nor races a store); else read into `buf` (a page long) first.
-    pub fn lend(
-        &self,
-        page: PageId,
-        buf: &mut [u8],
-        f: &mut dyn FnMut(&[u8]),
-    ) -> rustix::io::Result<()> {
-        let run = PageRun::one(page);
-        if self.fd.is_some() {
-            self.read_run(run, buf)?;
-            f(buf);
-            return Ok(());
-        }
-        let (addr, len) = self.range(run);
+    /// (so it neither faults nor races a store).
+    pub fn lend(&self, page: PageId, f: &mut dyn FnMut(&[u8])) {
+        assert!(
+            self.fd.is_none(),
+            "lending through the mapping: an anonymous arena only"
+        );
+        let (addr, len) = self.range(PageRun::one(page));
         // SAFETY: `addr..addr+len` lies inside our own mapping (checked by `range`); the page is
         // resident and no thread can store to it while `f` runs (the caller's guarantee: it is
         // write-protected, and neither given access back nor freed before this returns), so
@@ -238,7 +231,6 @@ impl Arena {
         // does not outlive this call.
         let contents = unsafe { std::slice::from_raw_parts(addr.cast::<u8>(), len) };
         f(contents);
-        Ok(())
     }
 
     /// Write the contents of `run` through the memfd (allocating its RAM). A memfd arena only:
