@@ -532,6 +532,45 @@ mod tests {
         }
     }
 
+    #[test]
+    #[allow(
+        unsafe_code,
+        reason = "the test touches ghost pages through raw pointers"
+    )]
+    fn a_victim_takes_its_resident_neighbours_before_it_too() {
+        for kind in [FaultBackend::Mprotect, FaultBackend::Userfaultfd] {
+            let page = page_size();
+            let pager = test_pager(kind, 64, 8);
+            let slot = crate::registry::register(&pager).unwrap();
+            let base = pager.arena.base() as *mut u64;
+            let touch = |p: usize| {
+                // SAFETY: inside the activated pages; a touch of a page that is not resident
+                // faults it in.
+                unsafe { base.add(p * page / 8).write(p as u64 + 1) };
+            };
+            // Pages 5, 4, ..., 0 take frames 0 to 5, so the hand meets page 5 first, and page
+            // 6 is not resident: every neighbour of the first victim lies before it.
+            for p in (0..6).rev() {
+                touch(p);
+            }
+            touch(20);
+            touch(22);
+            assert_eq!(pager.counters.evictions.load(Relaxed), 0, "{kind:?}");
+            touch(30);
+            assert_eq!(
+                pager.counters.evictions.load(Relaxed),
+                6,
+                "{kind:?}: page 5 went with pages 4 to 0, one run"
+            );
+            for p in [0, 1, 2, 3, 4, 5, 20, 22, 30] {
+                // SAFETY: as above; evicted pages come back with their contents.
+                let value = unsafe { base.add(p * page / 8).read() };
+                assert_eq!(value, p as u64 + 1, "{kind:?}: page {p}");
+            }
+            crate::registry::unregister(slot);
+        }
+    }
+
     /// A pager of `pages` pages on `kind` with `budget` frames, registered with the handler.
     fn test_pager(kind: FaultBackend, pages: usize, budget: usize) -> Pager {
         crate::registry::install_fault_handler().unwrap();
