@@ -62,5 +62,11 @@ for backend in userfaultfd mprotect userfaultfd-thread; do
   step "acceptance: stress on $backend with the background evictor, 8 threads, 64-page budget, 10 s"
   target/release/ghostmem stress --threads 8 --budget 64 --seconds 10 --backend "$backend" --evictor
 done
+# Spare pages are used only while moving pages is fast, which it is not with several threads
+# on a VM: force them, so that the moves are tested under concurrency too.
+step "acceptance: stress on userfaultfd with spare pages always used (GHOSTMEM_SPARES=always), 4 threads, 10 s"
+GHOSTMEM_SPARES=always target/release/ghostmem stress --threads 4 --budget 8 --seconds 10 --backend userfaultfd
+step "acceptance: the same with the background evictor, 8 threads, 64-page budget, 10 s"
+GHOSTMEM_SPARES=always target/release/ghostmem stress --threads 8 --budget 64 --seconds 10 --backend userfaultfd --evictor
 
 printf '\nall checks passed\n'

@@ -112,6 +112,7 @@ struct GhostMemoryStats {
     std::uint64_t store_slots_reused = 0;   ///< Stores that reused a freed block's space.
     std::uint64_t fault_backend = 0; ///< GHOSTMEM_BACKEND_USERFAULTFD (1), _MPROTECT (2), _THREAD (3).
     std::uint64_t readahead_pages = 0; ///< Pages brought in ahead of use (also in restores or first_touches).
+    std::uint64_t spare_pages = 0; ///< Evicted pages' memory kept in free frames for the next pages.
 };
 
 /**
@@ -212,6 +213,7 @@ public:
         out.store_slots_reused = s.store_slots_reused;
         out.fault_backend = s.fault_backend;
         out.readahead_pages = s.readahead_pages;
+        out.spare_pages = s.spare_pages;
         return out;
     }
 

@@ -185,6 +185,9 @@ typedef struct ghostmem_stats {
                                         ::GHOSTMEM_BACKEND_USERFAULTFD_THREAD. */
     uint64_t readahead_pages;      /**< Pages brought in ahead of their use by a fault in a
                                         sequential stream (also in restores or first_touches). */
+    uint64_t spare_pages;          /**< Memory of evicted pages kept in free frames of the
+                                        budget for the next pages to come in; resident_pages +
+                                        spare_pages <= budget_pages. */
 } ghostmem_stats_t;
 
 /** ghostmem_stats_t::fault_backend: userfaultfd in SIGBUS mode (the default where allowed). */

@@ -209,6 +209,7 @@ pub fn stats_json(stats: &Stats) -> Map<String, Value> {
         ("evictions", stats.evictions),
         ("restores", stats.restores),
         ("readahead_pages", stats.readahead_pages),
+        ("spare_pages", stats.spare_pages),
         ("resident_pages", stats.resident_pages),
         ("evicted_pages", stats.evicted_pages),
         ("zero_pages", stats.zero_pages),

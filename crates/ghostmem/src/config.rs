@@ -10,6 +10,14 @@ use crate::sys::FaultBackend;
 /// a `tracing` warning).
 pub const BACKEND_ENV: &str = "GHOSTMEM_BACKEND";
 
+/// The environment variable that says when the userfaultfd backend keeps the memory of
+/// evicted pages for the next pages to come in (spare pages: `Stats::spare_pages`): `auto`
+/// (the default: where the kernel can move pages, Linux 6.8+, and while moving them is fast,
+/// which it is not while other threads of the process run on other processors), `always`
+/// (wherever the kernel can), `never`. Read when an instance is created; another value means
+/// `auto` (with a `tracing` warning).
+pub const SPARES_ENV: &str = "GHOSTMEM_SPARES";
+
 /// The backend `GHOSTMEM_BACKEND` asks for, if it names one.
 fn backend_from_env() -> Option<FaultBackend> {
     let value = std::env::var_os(BACKEND_ENV)?;

@@ -73,6 +73,11 @@ macro_rules! __stats_fields {
             /// sequential stream: evicted pages (also counted in `restores`) and never-touched
             /// ones (also counted in `first_touches`).
             readahead_pages: counter,
+            /// Pages of memory kept for reuse: the memory of pages evicted last, waiting in
+            /// free frames of the budget for the next pages to come in (the userfaultfd
+            /// backend, where the kernel moves pages: Linux 6.8+; 0 otherwise). Resident and
+            /// spare pages together never exceed the budget.
+            spare_pages: counter,
         }
     };
 }

@@ -12,7 +12,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Barrier};
 
-use ghostmem::{BACKEND_ENV, Config, Error, FaultBackend, GhostMem, page_size};
+use ghostmem::{BACKEND_ENV, Config, Error, FaultBackend, GhostMem, SPARES_ENV, page_size};
 
 const SCENARIO_VAR: &str = "GHOSTMEM_TEST_BACKEND_SCENARIO";
 const READY: &str = "GHOSTMEM-CHILD-READY";
@@ -21,8 +21,14 @@ const DONE: &str = "GHOSTMEM-CHILD-DONE";
 /// Run `scenario` in a child process with `GHOSTMEM_BACKEND` unset (so the child chooses
 /// automatically, whatever the parent's environment says).
 fn run_child(scenario: &str) -> Output {
+    run_child_with(scenario, &[])
+}
+
+/// [`run_child`] with the variables `env` set in the child.
+fn run_child_with(scenario: &str, env: &[(&str, &str)]) -> Output {
     let exe = std::env::current_exe().expect("current_exe");
     let out = Command::new(exe)
+        .envs(env.iter().copied())
         .args([
             "child",
             "--exact",
@@ -80,6 +86,51 @@ fn a_kernel_refusing_process_madvise_still_frees_evicted_pages() {
     assert!(text.contains("PROCESS-MADVISE-REFUSED EINVAL"), "{text}");
     assert!(text.contains("BACKEND userfaultfd"), "{text}");
     assert!(text.contains(DONE), "{text}");
+}
+
+/// Spare pages (`UFFDIO_MOVE`, Linux 6.8+): random touches evict pages with no neighbour
+/// among the victims, whose memory waits in their frames for the next pages. Resident and
+/// spare pages never exceed the budget, and nothing is lost.
+#[test]
+fn spare_pages_are_used_within_the_budget_and_lose_nothing() {
+    let out = run_child_with("random_touches", &[(SPARES_ENV, "always")]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains(DONE), "{text}");
+    if text.contains("NO-MOVE") {
+        // A kernel without UFFDIO_MOVE: nothing to check here.
+        println!("skipped: this kernel does not move pages (Linux 6.8+)");
+        return;
+    }
+    assert!(text.contains("SPARES-SEEN"), "{text}");
+}
+
+/// With `GHOSTMEM_SPARES=never`, as on a kernel without `UFFDIO_MOVE`, no page is kept spare
+/// and the same touches lose nothing.
+#[test]
+fn without_spare_pages_the_same_touches_lose_nothing() {
+    let out = run_child_with("random_touches", &[(SPARES_ENV, "never")]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains(DONE), "{text}");
+    assert!(text.contains("SPARES-NONE"), "{text}");
+}
+
+/// A seccomp filter that refuses `UFFDIO_MOVE` once spare pages exist (as a container profile
+/// that allows userfaultfd but not that ioctl would from the start): the pages waiting in spare
+/// slots come in by copy, evictions go the other way, and nothing is lost.
+#[test]
+fn a_refused_move_falls_back_to_copies_and_loses_nothing() {
+    let out = run_child_with("refuse_move", &[(SPARES_ENV, "always")]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains(DONE), "{text}");
+    if text.contains("NO-MOVE") {
+        println!("skipped: this kernel does not move pages (Linux 6.8+)");
+        return;
+    }
+    assert!(text.contains("MOVE-REFUSED EPERM"), "{text}");
+    assert!(text.contains("SPARES-DRAINED"), "{text}");
 }
 
 #[test]
@@ -229,6 +280,41 @@ fn child() {
             // SAFETY: as above, not used afterwards.
             unsafe { common::free(&g, p, size) };
         }
+        "random_touches" => {
+            let budget = 32;
+            let g = forced(FaultBackend::Userfaultfd, budget);
+            let mut touches = RandomTouches::new(&g, 512);
+            let most = touches.run(&g, 20_000, budget);
+            if most > 0 {
+                println!("SPARES-SEEN {most}");
+            } else if moves_pages() {
+                println!("SPARES-NONE");
+            } else {
+                println!("NO-MOVE");
+            }
+            touches.verify();
+        }
+        "refuse_move" => {
+            let budget = 32;
+            let g = forced(FaultBackend::Userfaultfd, budget);
+            let mut touches = RandomTouches::new(&g, 512);
+            if touches.run(&g, 5_000, budget) == 0 {
+                println!("NO-MOVE");
+            } else {
+                refuse_ioctl(UFFDIO_MOVE, libc::EPERM);
+                // SAFETY: ioctl(2) on an invalid descriptor; we expect the filter's EPERM.
+                let rc = unsafe { libc::ioctl(-1, libc::c_ulong::from(UFFDIO_MOVE), 0) };
+                if rc < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+                    println!("MOVE-REFUSED EPERM");
+                }
+                touches.run(&g, 20_000, budget);
+                touches.verify();
+                // Every spare page was used or dropped by now, and none came since.
+                if g.stats().spare_pages == 0 {
+                    println!("SPARES-DRAINED");
+                }
+            }
+        }
         "seccomp_auto" => {
             refuse_userfaultfd();
             // SAFETY: userfaultfd(2) with flags only; we expect the filter's EPERM.
@@ -341,8 +427,102 @@ fn refuse_userfaultfd() {
     refuse_syscall(libc::SYS_userfaultfd, libc::EPERM);
 }
 
+/// `UFFDIO_MOVE` of `<linux/userfaultfd.h>` (Linux 6.8+).
+const UFFDIO_MOVE: u32 = 0xc028_aa05;
+
+/// Whether this kernel moves pages with userfaultfd (`UFFD_FEATURE_MOVE` offered).
+fn moves_pages() -> bool {
+    const UFFD_USER_MODE_ONLY: libc::c_int = 1;
+    const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
+    const UFFD_FEATURE_MOVE: u64 = 1 << 16;
+    // SAFETY: userfaultfd(2) takes only flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | UFFD_USER_MODE_ONLY) };
+    let Ok(fd) = i32::try_from(fd) else {
+        return false;
+    };
+    if fd < 0 {
+        return false;
+    }
+    let mut api = [0xaa_u64, 0, 0];
+    // SAFETY: UFFDIO_API reads and writes a `struct uffdio_api` (three u64), which `api` is.
+    let ok = unsafe { libc::ioctl(fd, UFFDIO_API, api.as_mut_ptr()) } == 0;
+    // SAFETY: closing the descriptor we opened.
+    unsafe { libc::close(fd) };
+    ok && api[1] & UFFD_FEATURE_MOVE != 0
+}
+
+/// Random single-page touches of an allocation, each a read that checks the page's last value
+/// and a write of a new one, with a shadow copy of the values.
+struct RandomTouches {
+    base: *mut u64,
+    values: Vec<u64>,
+    rng: u64,
+}
+
+impl RandomTouches {
+    fn new(g: &GhostMem, pages: usize) -> RandomTouches {
+        RandomTouches {
+            base: common::alloc(g, pages * page_size()).cast(),
+            values: vec![0; pages],
+            rng: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    /// `touches` random touches; checks after each that resident and spare pages together
+    /// stay within `budget`. Returns the most spare pages seen.
+    fn run(&mut self, g: &GhostMem, touches: usize, budget: usize) -> u64 {
+        let words = page_size() / 8;
+        let mut most = 0;
+        for n in 0..touches {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let page = usize::try_from(self.rng % self.values.len() as u64).unwrap();
+            // SAFETY: word 0 of a page of the live allocation.
+            let at = unsafe { self.base.add(page * words) };
+            // SAFETY: as above.
+            let seen = unsafe { at.read_volatile() };
+            assert_eq!(seen, self.values[page], "page {page} after {n} touches");
+            let value = self.rng | 1;
+            // SAFETY: as above.
+            unsafe { at.write_volatile(value) };
+            self.values[page] = value;
+            let s = g.stats();
+            assert!(
+                s.resident_pages + s.spare_pages <= budget as u64,
+                "resident {} + spare {} pages over the budget {budget}",
+                s.resident_pages,
+                s.spare_pages
+            );
+            most = most.max(s.spare_pages);
+        }
+        most
+    }
+
+    /// Every page holds its last value.
+    fn verify(&self) {
+        for (page, &value) in self.values.iter().enumerate() {
+            // SAFETY: word 0 of a page of the live allocation.
+            let seen = unsafe { self.base.add(page * page_size() / 8).read_volatile() };
+            assert_eq!(seen, value, "page {page}");
+        }
+    }
+}
+
+/// Install a seccomp filter that makes `ioctl(_, request, _)` fail with `errno`.
+fn refuse_ioctl(request: u32, errno: libc::c_int) {
+    // struct seccomp_data: the second argument's low half at offset 24 (little-endian).
+    install_filter(libc::SYS_ioctl, Some((24, request)), errno);
+}
+
 /// Install a seccomp filter that makes system call `nr` fail with `errno`.
 fn refuse_syscall(nr: libc::c_long, errno: libc::c_int) {
+    install_filter(nr, None, errno);
+}
+
+/// Install a seccomp filter that makes system call `nr` fail with `errno`; with `arg`, only
+/// when the 32-bit word at that offset of `struct seccomp_data` has that value.
+fn install_filter(nr: libc::c_long, arg: Option<(u32, u32)>, errno: libc::c_int) {
     #[cfg(target_arch = "x86_64")]
     const AUDIT_ARCH: u32 = 0xc000_003e;
     #[cfg(target_arch = "aarch64")]
@@ -363,15 +543,20 @@ fn refuse_syscall(nr: libc::c_long, errno: libc::c_int) {
     let ret = libc::BPF_RET | libc::BPF_K;
     let nr = u32::try_from(nr).unwrap();
     // struct seccomp_data: nr at offset 0, arch at offset 4.
-    let mut filter = [
+    let mut filter = vec![
         stmt(ld, 4),
         jeq(AUDIT_ARCH, 1, 0),
         stmt(ret, libc::SECCOMP_RET_ALLOW),
         stmt(ld, 0),
-        jeq(nr, 0, 1),
+    ];
+    match arg {
+        None => filter.push(jeq(nr, 0, 1)),
+        Some((offset, value)) => filter.extend([jeq(nr, 0, 3), stmt(ld, offset), jeq(value, 0, 1)]),
+    }
+    filter.extend([
         stmt(ret, libc::SECCOMP_RET_ERRNO | u32::try_from(errno).unwrap()),
         stmt(ret, libc::SECCOMP_RET_ALLOW),
-    ];
+    ]);
     let prog = libc::sock_fprog {
         len: u16::try_from(filter.len()).unwrap(),
         filter: filter.as_mut_ptr(),

@@ -22,6 +22,11 @@ pub(super) struct Clock {
     pages: Box<[u32]>,
     /// Sweeps of the hand the page in each frame survives.
     chances: Box<[u8]>,
+    /// Free frames whose spare slot holds a page (see `spare.rs`). Never set for an occupied
+    /// frame: the page that takes the frame takes its spare page too, or it is dropped.
+    spare: Box<[bool]>,
+    /// How many are set in `spare`.
+    spares: usize,
     free: Vec<Frame>,
     hand: usize,
 }
@@ -32,13 +37,21 @@ impl Clock {
         Clock {
             pages: vec![EMPTY; frames].into_boxed_slice(),
             chances: vec![0; frames].into_boxed_slice(),
+            spare: vec![false; frames].into_boxed_slice(),
+            spares: 0,
             free: (0..n).rev().collect(),
             hand: 0,
         }
     }
 
-    pub fn take_free(&mut self) -> Option<Frame> {
-        self.free.pop()
+    /// A free frame, and whether its spare slot holds a page: the caller owns that page now
+    /// (it moves it under the page it brings in, or drops it). Frames vacated one after the
+    /// other come back in the opposite order.
+    pub fn take_free(&mut self) -> Option<(Frame, bool)> {
+        let frame = self.free.pop()?;
+        let spare = std::mem::take(&mut self.spare[frame as usize]);
+        self.spares -= usize::from(spare);
+        Some((frame, spare))
     }
 
     /// Pick the frame to reuse when every frame is occupied: the first frame without chances
@@ -76,9 +89,12 @@ impl Clock {
         self.chances[frame as usize] = chances.min(HOT);
     }
 
-    pub fn vacate(&mut self, frame: Frame) {
+    /// Free `frame`; `spare`: its spare slot holds a page (the evicted page's memory).
+    pub fn vacate(&mut self, frame: Frame, spare: bool) {
         self.pages[frame as usize] = EMPTY;
         self.chances[frame as usize] = 0;
+        self.spare[frame as usize] = spare;
+        self.spares += usize::from(spare);
         // `free` was allocated with one place per frame, so this never allocates.
         self.free.push(frame);
     }
@@ -97,6 +113,11 @@ impl Clock {
     /// Frames not occupied.
     pub fn free_frames(&self) -> usize {
         self.free.len()
+    }
+
+    /// Free frames whose spare slot holds a page.
+    pub fn spares(&self) -> usize {
+        self.spares
     }
 
     /// Occupied frames.
@@ -122,7 +143,7 @@ mod tests {
     fn clock_gives_a_second_chance() {
         let mut c = Clock::new(3);
         for p in 0..3 {
-            let s = c.take_free().unwrap();
+            let s = c.take_free().unwrap().0;
             c.occupy(s, PageId(p));
         }
         assert_eq!(c.take_free(), None);
@@ -132,8 +153,8 @@ mod tests {
         c.occupy(frame, PageId(10));
         // Frame 0 has its chance again; frames 1 and 2 spent theirs: frame 1 goes next.
         assert_eq!(c.victim(|_| true), Some((1, PageId(1))));
-        c.vacate(2);
-        assert_eq!(c.take_free(), Some(2));
+        c.vacate(2, false);
+        assert_eq!(c.take_free(), Some((2, false)));
         assert_eq!(c.resident(), 3);
     }
 
@@ -141,7 +162,7 @@ mod tests {
     fn pages_that_are_not_evictable_are_skipped_and_none_is_an_answer() {
         let mut c = Clock::new(3);
         for p in 0..3 {
-            let s = c.take_free().unwrap();
+            let s = c.take_free().unwrap().0;
             c.occupy(s, PageId(p));
         }
         assert_eq!(c.victim(|p| p == PageId(2)), Some((2, PageId(2))));
@@ -152,7 +173,7 @@ mod tests {
     fn hand_order_starts_at_the_hand_and_skips_empty_frames() {
         let mut c = Clock::new(4);
         for p in 0..3 {
-            let s = c.take_free().unwrap();
+            let s = c.take_free().unwrap().0;
             c.occupy(s, PageId(p));
         }
         // Frames 0..2 hold pages 0..2; the hand moves past frame 0 (spending its chance).
@@ -165,10 +186,10 @@ mod tests {
     fn counts_follow_occupy_and_vacate() {
         let mut c = Clock::new(4);
         assert_eq!((c.free_frames(), c.resident()), (4, 0));
-        let s = c.take_free().unwrap();
+        let s = c.take_free().unwrap().0;
         c.occupy(s, PageId(9));
         assert_eq!((c.free_frames(), c.resident()), (3, 1));
-        c.vacate(s);
+        c.vacate(s, false);
         assert_eq!((c.free_frames(), c.resident()), (4, 0));
         assert_eq!(c.in_hand_order().count(), 0);
     }
@@ -177,7 +198,7 @@ mod tests {
     fn touch_gives_a_chance_and_never_takes_one() {
         let mut c = Clock::new(2);
         for p in 0..2 {
-            let s = c.take_free().unwrap();
+            let s = c.take_free().unwrap().0;
             c.occupy(s, PageId(p));
         }
         c.occupy_with(0, PageId(0), 0);
@@ -200,7 +221,7 @@ mod tests {
         for n in 1..=8u32 {
             let mut c = Clock::new(n as usize);
             for p in 0..n {
-                let s = c.take_free().unwrap();
+                let s = c.take_free().unwrap().0;
                 c.occupy_with(s, PageId(p), HOT);
             }
             // Only the last frame may go, and it has every chance: the hand passes it HOT
@@ -230,5 +251,23 @@ mod tests {
         };
         assert_eq!(order(1), vec![0, 1, 2, 3]);
         assert_eq!(order(HOT), vec![1, 2, 3, 0]);
+    }
+
+    #[test]
+    fn a_spare_page_goes_with_its_frame_and_frames_come_back_in_reverse() {
+        let mut c = Clock::new(3);
+        for p in 0..3 {
+            let s = c.take_free().unwrap().0;
+            c.occupy(s, PageId(p));
+        }
+        c.vacate(0, true);
+        c.vacate(1, false);
+        c.vacate(2, true);
+        assert_eq!(c.spares(), 2);
+        assert_eq!(c.take_free(), Some((2, true)));
+        assert_eq!(c.take_free(), Some((1, false)));
+        assert_eq!(c.spares(), 1);
+        assert_eq!(c.take_free(), Some((0, true)));
+        assert_eq!((c.spares(), c.take_free()), (0, None));
     }
 }

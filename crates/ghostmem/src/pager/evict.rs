@@ -178,27 +178,37 @@ impl Pager {
     }
 
     /// Evict `batch` (sorted by page; ordinary code or the fault path, pager lock not held):
-    /// revoke each run of neighbouring victims, encode each victim that is not clean and store
-    /// the encoded ones a group at a time (one lock a group), then free every run's memory
-    /// (one call where the kernel allows it). Never allocates. On
-    /// failure no memory was freed and every run is accessible (and writable) again; blocks
-    /// already stored, clean pages' kept blocks included, are left in `batch` for the caller
-    /// to remove.
+    /// move what it can to the victims' spare slots (see `spare.rs`), revoke each other run
+    /// of neighbouring victims, encode each victim that is not clean and store the encoded
+    /// ones a group at a time (one lock a group), then free the memory of the runs not moved
+    /// (one call where the kernel allows it). Never allocates. On failure no memory was freed
+    /// and every victim is in place and accessible (and writable) again; blocks already
+    /// stored, clean pages' kept blocks included, are left in `batch` for the caller to remove.
     pub(super) fn evict_runs(
         &self,
         work: &mut Work,
         batch: &mut [Victim],
         compress: bool,
     ) -> Result<(), Failure> {
-        let give_back = |batch: &[Victim], count: usize| {
-            for run in runs(batch).take(count) {
+        self.stash_victims(batch)?;
+        // Clean runs too: a victim given back is writable again (the caller makes it
+        // `Resident`).
+        let give_back = |batch: &[Victim], revoked: usize| {
+            for (_, run) in runs_where(batch, |v| !v.stashed).take(revoked) {
                 self.backend
                     .unrevoke(run)
                     .map_err(failed("giving access back after a failed eviction"))?;
             }
-            Ok::<(), Failure>(())
+            self.unstash_victims(batch)
         };
-        for (i, run) in runs(batch).enumerate() {
+        for (i, (at, run)) in runs_where(batch, |v| !v.stashed).enumerate() {
+            if batch[at..at + run.count as usize]
+                .iter()
+                .all(|v| v.entry.is_some())
+            {
+                // Clean pages are revoked already; revoking them again would cost a TLB flush.
+                continue;
+            }
             if let Err(e) = self.backend.revoke(run) {
                 give_back(batch, i)?;
                 return Err(failed("revoking access")(e));
@@ -225,10 +235,13 @@ impl Pager {
                     continue;
                 }
                 let out = &mut blocks[(i - start) * size..(i - start + 1) * size];
-                let lent = self.backend.lend(batch[i].page, page, &mut |contents| {
+                let mut encode = |contents: &[u8]| {
                     encoded[i] = Some(Self::encode_from(contents, &mut **codec, out, compress));
-                });
-                if let Err(e) = lent {
+                };
+                if batch[i].stashed {
+                    self.backend
+                        .with_spare(batch[i].frame, &mut |contents| encode(contents));
+                } else if let Err(e) = self.backend.lend(batch[i].page, page, &mut encode) {
                     give_back(batch, usize::MAX)?;
                     return Err(failed("reading the page")(e));
                 }
@@ -253,7 +266,7 @@ impl Pager {
         }
         let mut all = [PageRun::one(PageId(0)); MOST_RUNS];
         let mut count = 0;
-        for run in runs(batch) {
+        for (_, run) in runs_where(batch, |v| !v.stashed) {
             all[count] = run;
             count += 1;
         }
@@ -273,29 +286,56 @@ impl Pager {
 /// Most runs one batch of victims forms (a batch is at most this many pages).
 pub(super) const MOST_RUNS: usize = 128;
 
-/// A page chosen for eviction: its CLOCK frame, and once stored (or from the start, for a
-/// clean page: its kept block), its new entry.
+/// A page chosen for eviction: its CLOCK frame, whether its memory moved to the frame's spare
+/// slot, and once stored (or from the start, for a clean page: its kept block), its new entry.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Victim {
     pub page: PageId,
     pub frame: Frame,
     pub entry: Option<Entry>,
+    pub stashed: bool,
+}
+
+impl Victim {
+    /// A victim not yet evicted: `entry` is its kept block if it is clean.
+    pub fn new(page: PageId, frame: Frame, entry: Option<Entry>) -> Victim {
+        Victim {
+            page,
+            frame,
+            entry,
+            stashed: false,
+        }
+    }
 }
 
 /// The runs of consecutive pages in `batch` (sorted by page), without allocating.
+#[cfg(test)]
 pub(super) fn runs(batch: &[Victim]) -> impl Iterator<Item = PageRun> + '_ {
+    runs_where(batch, |_| true).map(|(_, run)| run)
+}
+
+/// The runs of consecutive pages among neighbouring victims of `batch` (sorted by page) that
+/// `keep` accepts, each with the index of its first victim; without allocating.
+pub(super) fn runs_where<'a>(
+    batch: &'a [Victim],
+    keep: impl Fn(&Victim) -> bool + 'a,
+) -> impl Iterator<Item = (usize, PageRun)> + 'a {
     let mut i = 0;
     std::iter::from_fn(move || {
-        let first = batch.get(i)?.page;
+        while !keep(batch.get(i)?) {
+            i += 1;
+        }
+        let first = batch[i].page;
         let mut count = 1;
         while batch
             .get(i + count as usize)
-            .is_some_and(|v| v.page.0 == first.0 + count)
+            .is_some_and(|v| keep(v) && v.page.0 == first.0 + count)
         {
             count += 1;
         }
+        let at = i;
         i += count as usize;
-        Some(PageRun { first, count })
+        Some((at, PageRun { first, count }))
     })
 }
 
@@ -307,11 +347,7 @@ mod tests {
     fn neighbouring_victims_form_runs() {
         let batch: Vec<_> = [3u32, 4, 5, 9, 11, 12]
             .iter()
-            .map(|&p| Victim {
-                page: PageId(p),
-                frame: 0,
-                entry: None,
-            })
+            .map(|&p| Victim::new(PageId(p), 0, None))
             .collect();
         let found: Vec<_> = runs(&batch).map(|r| (r.first.0, r.count)).collect();
         assert_eq!(found, vec![(3, 3), (9, 1), (11, 2)]);

@@ -101,11 +101,7 @@ impl Pager {
                 };
                 let kept = st.table.get(victim).kept_block();
                 st.table.set(victim, Entry::Evicting);
-                batch.push(Victim {
-                    page: victim,
-                    frame,
-                    entry: kept,
-                });
+                batch.push(Victim::new(victim, frame, kept));
             }
             st.in_flight += batch.len();
             st.compress
@@ -118,10 +114,11 @@ impl Pager {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match result {
             Ok(()) => {
-                for v in &batch {
+                // Highest page first, so that the frames come back in page order.
+                for v in batch.iter().rev() {
                     let entry = v.entry.expect("every victim was stored");
                     st.set_evicted(v.page, entry);
-                    st.clock.vacate(v.frame);
+                    st.clock.vacate(v.frame, v.stashed);
                     self.count_eviction(entry);
                 }
                 self.publish_store_stats(&st);

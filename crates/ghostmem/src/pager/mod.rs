@@ -23,6 +23,7 @@ mod readahead;
 mod restore;
 mod scratch;
 mod scrub;
+mod spare;
 mod table;
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -148,6 +149,8 @@ pub(crate) struct Pager {
     wakeup: Wakeup,
     /// Advances whenever a page leaves a transient state; faults waiting for one sleep on it.
     settled: Epoch,
+    /// Whether evictions move pages to spare slots now (see `spare.rs`).
+    spare_gate: spare::SpareGate,
 }
 
 /// The pager lock taken from ordinary code with no fault in progress: signals blocked first,
@@ -197,6 +200,7 @@ impl Pager {
             budget: AtomicUsize::new(budget),
             wakeup: Wakeup::default(),
             settled: Epoch::default(),
+            spare_gate: spare::SpareGate::new(crate::sys::SpareMode::from_env()),
         })
     }
 
@@ -268,16 +272,25 @@ impl Pager {
                 .victim(|p| table.is_evictable(p))
                 .expect("with no fault in progress every unpinned page is evictable");
             self.evict_locked(st, &mut scratch.work, victim)?;
-            st.clock.vacate(frame);
+            st.clock.vacate(frame, false);
         }
+        // The frames are numbered anew: their spare pages go.
+        let frames = u32::try_from(st.clock.frames()).expect("budget fits in u32");
+        self.backend
+            .drop_spares(0, frames)
+            .map_err(|e| crate::Error::Sys {
+                op: "madvise(MADV_DONTNEED) of spare pages",
+                source: std::io::Error::from(e),
+            })?;
         let mut clock = Clock::new(budget);
         for (page, chances) in st.clock.in_hand_order() {
-            let frame = clock.take_free().expect("resident pages fit the new ring");
+            let (frame, _) = clock.take_free().expect("resident pages fit the new ring");
             clock.occupy_with(frame, page, chances);
             let moved = st.table.get(page).in_frame(frame);
             st.table.set(page, moved);
         }
         st.clock = clock;
+        self.publish_spares(st);
         self.budget.store(budget, Relaxed);
         Ok(())
     }
@@ -396,6 +409,14 @@ impl Pager {
         c.store_slots_reused.store(s.slots_reused, Relaxed);
         c.store_write_errors.store(s.write_errors, Relaxed);
         c.store_auth_failures.store(s.auth_failures, Relaxed);
+        self.publish_spares(st);
+    }
+
+    /// Copy the count of spare pages to its statistic.
+    fn publish_spares(&self, st: &State) {
+        self.counters
+            .spare_pages
+            .store(st.clock.spares() as u64, Relaxed);
     }
 
     /// Release the pages of a freed allocation, resident or evicted: their RAM and stored data
@@ -422,13 +443,13 @@ impl Pager {
             let entry = st.table.get(page);
             match entry {
                 Entry::Resident { frame } => {
-                    st.clock.vacate(frame);
+                    st.clock.vacate(frame, false);
                     sub(&self.counters.resident_pages, 1);
                 }
                 Entry::Clean {
                     frame, block, len, ..
                 } => {
-                    st.clock.vacate(frame);
+                    st.clock.vacate(frame, false);
                     sub(&self.counters.resident_pages, 1);
                     st.store.remove(page, block, len as usize);
                 }

@@ -168,7 +168,16 @@ impl Pager {
     fn restore_locked(&self, st: &mut State, work: &mut Work, page: PageId) -> Result<(), Failure> {
         let entry = st.table.get(page);
         let frame = match st.clock.take_free() {
-            Some(frame) => frame,
+            Some((frame, spare)) => {
+                if spare {
+                    // A rare path: the page comes in by copy, the spare page goes.
+                    if let Err(f) = self.drop_spare(frame) {
+                        st.clock.vacate(frame, true);
+                        return Err(f);
+                    }
+                }
+                frame
+            }
             None => {
                 let table = &st.table;
                 let (frame, victim) = st
@@ -191,7 +200,7 @@ impl Pager {
                 .map_err(fill_failed)
         });
         if let Err(f) = filled {
-            st.clock.vacate(frame);
+            st.clock.vacate(frame, false);
             return Err(f);
         }
         if let Entry::Stored { block, len, .. } = entry {

@@ -95,6 +95,8 @@ struct Ahead {
     frame: Frame,
     source: Source,
     was: Entry,
+    /// The frame's spare slot holds a page: the page is decoded into it and moved in.
+    spare: bool,
 }
 
 impl Pager {
@@ -113,6 +115,7 @@ impl Pager {
             frame: 0,
             source: Source::Zeros { first_touch: true },
             was: Entry::Fresh,
+            spare: false,
         };
         let mut ahead = [none; READAHEAD];
         let mut count = 0;
@@ -131,7 +134,7 @@ impl Pager {
                 let Some(source) = Source::of(entry) else {
                     break;
                 };
-                let Some(frame) = st.clock.take_free() else {
+                let Some((frame, spare)) = st.clock.take_free() else {
                     break;
                 };
                 if let Entry::Stored { block, len, .. } = entry {
@@ -141,7 +144,7 @@ impl Pager {
                     if copy_block_into(st, scratch, dst, next, block, len).is_err() {
                         // Readahead is a guess: leave this page to its own fault, which
                         // reports what is wrong with its block.
-                        st.clock.vacate(frame);
+                        st.clock.vacate(frame, spare);
                         break;
                     }
                 } else {
@@ -153,6 +156,7 @@ impl Pager {
                     frame,
                     source,
                     was: entry,
+                    spare,
                 };
                 count += 1;
             }
@@ -176,18 +180,34 @@ impl Pager {
         };
         for (i, a) in ahead[..count].iter().enumerate() {
             let at = i * size;
-            let (block, pages) = (&work.blocks[at..at + size], &mut work.ahead[at..at + size]);
-            if !decode_into(&mut *work.codec, a.source, block, pages)? {
-                pages.fill(0);
+            let block = &work.blocks[at..at + size];
+            let codec = &mut *work.codec;
+            let mut decode = |page: &mut [u8]| {
+                decode_into(codec, a.source, block, page).map(|written| {
+                    if !written {
+                        page.fill(0);
+                    }
+                })
+            };
+            if a.spare && !clean {
+                let mut decoded = Ok(());
+                self.backend
+                    .with_spare(a.frame, &mut |slot| decoded = decode(slot));
+                decoded?;
+            } else {
+                decode(&mut work.ahead[at..at + size])?;
             }
         }
-        let contents = &work.ahead[..count * size];
         if clean {
-            self.backend.fill_revoked(run, contents)
-        } else {
-            self.backend.fill(run, Some(contents))
+            // Clean pages are filled write-protected in the same call: a page moved in is
+            // writable until write-protected, and a store in between would be lost.
+            for a in &mut ahead[..count] {
+                if std::mem::take(&mut a.spare) {
+                    self.drop_spare(a.frame)?;
+                }
+            }
         }
-        .map_err(fill_failed)?;
+        self.fill_ahead(run, &ahead[..count], &mut work.ahead, clean)?;
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let c = &self.counters;
         for (p, a) in run.pages().zip(&ahead[..count]) {
@@ -210,6 +230,71 @@ impl Pager {
         drop(st);
         self.settled.advance();
         Ok(count)
+    }
+}
+
+impl Pager {
+    /// Fill `run` with the pages of `ahead`: those with a spare page moved in (each stretch
+    /// of neighbouring frames in one call), the others copied from `pages` (one call a
+    /// stretch), write-protected when `clean` (which has no spare pages). A move that fails
+    /// is made up for with a copy.
+    fn fill_ahead(
+        &self,
+        run: PageRun,
+        ahead: &[Ahead],
+        pages: &mut [u8],
+        clean: bool,
+    ) -> Result<(), Failure> {
+        let size = page_size();
+        let mut at = 0;
+        while at < ahead.len() {
+            let head = ahead[at];
+            let mut count = 1;
+            while let Some(next) = ahead.get(at + count) {
+                let step = u32::try_from(count).expect("small");
+                if next.spare != head.spare
+                    || (head.spare && next.frame != head.frame.wrapping_add(step))
+                {
+                    break;
+                }
+                count += 1;
+            }
+            let part = PageRun {
+                first: PageId(run.first.0 + u32::try_from(at).expect("small")),
+                count: u32::try_from(count).expect("small"),
+            };
+            let mut copied = at;
+            if head.spare {
+                match self.backend.unstash(part, head.frame) {
+                    Ok(()) => copied = at + count,
+                    Err((moved, _)) => {
+                        // Copy what did not move, and drop its spare pages.
+                        copied = at + moved as usize;
+                        for (i, a) in ahead.iter().enumerate().take(at + count).skip(copied) {
+                            let page = &mut pages[i * size..(i + 1) * size];
+                            self.backend
+                                .with_spare(a.frame, &mut |slot| page.copy_from_slice(slot));
+                            self.drop_spare(a.frame)?;
+                        }
+                    }
+                }
+            }
+            if copied < at + count {
+                let rest = PageRun {
+                    first: PageId(run.first.0 + u32::try_from(copied).expect("small")),
+                    count: u32::try_from(at + count - copied).expect("small"),
+                };
+                let contents = &pages[copied * size..(at + count) * size];
+                if clean {
+                    self.backend.fill_revoked(rest, contents)
+                } else {
+                    self.backend.fill(rest, Some(contents))
+                }
+                .map_err(fill_failed)?;
+            }
+            at += count;
+        }
+        Ok(())
     }
 }
 

@@ -188,6 +188,10 @@ struct Plan {
     source: Source,
     /// The entry the page had, for the evicted-page gauges.
     was: Entry,
+    /// The page comes in clean, with this entry (its block stays in the store).
+    clean: Option<Entry>,
+    /// `frame` was free and its spare slot holds a page (see `spare.rs`).
+    spare: bool,
     compress: bool,
     /// The sequential stream the fault continues, and how many pages to bring in after it.
     stream: usize,
@@ -269,16 +273,14 @@ impl Pager {
         };
         let st = &mut *st;
         let (stream, window) = st.readahead.on_fault(page);
-        let none = Victim {
-            page: PageId(0),
-            frame: 0,
-            entry: None,
-        };
+        let none = Victim::new(PageId(0), 0, None);
         let mut victims = [none; CLUSTER];
         let mut evicting = 0;
+        let mut spare = false;
         let frame = match st.clock.take_free() {
-            Some(frame) => {
+            Some((frame, with_spare)) => {
                 self.maybe_wake_evictor(st.clock.free_frames());
+                spare = with_spare;
                 frame
             }
             None => {
@@ -296,11 +298,7 @@ impl Pager {
                     else {
                         break;
                     };
-                    victims[evicting] = Victim {
-                        page: first,
-                        frame,
-                        entry: st.table.get(first).kept_block(),
-                    };
+                    victims[evicting] = Victim::new(first, frame, st.table.get(first).kept_block());
                     evicting += 1;
                     // Its neighbours after it, then before it: the hand meets a run's pages
                     // in the order their frames were taken, not in address order.
@@ -322,11 +320,7 @@ impl Pager {
                             let Some(frame) = entry.frame() else {
                                 break;
                             };
-                            victims[evicting] = Victim {
-                                page: next,
-                                frame,
-                                entry: entry.kept_block(),
-                            };
+                            victims[evicting] = Victim::new(next, frame, entry.kept_block());
                             evicting += 1;
                         }
                     }
@@ -340,16 +334,28 @@ impl Pager {
                 frame
             }
         };
-        if let Entry::Stored { block, len, .. } = entry {
-            let len = len as usize;
-            if let Err(f) = copy_block(st, work, page, block, len) {
+        // A fault that continues a stream brings its page in clean, as readahead does its
+        // window (see `clean.rs`): the window then leaves as one clean run, with no
+        // write-protect and no block stored again.
+        let mut clean = None;
+        if let Entry::Stored { block, len, raw } = entry {
+            if let Err(f) = copy_block(st, work, page, block, len as usize) {
                 // Put the frame back as it was: nothing else changed.
                 if evicting == 0 {
-                    st.clock.vacate(frame);
+                    st.clock.vacate(frame, spare);
                 }
                 return Err(Step::Failed(f));
             }
-            st.store.remove(page, block, len);
+            if window > 0 && self.backend.revoked_pages_are_readable() {
+                clean = Some(Entry::Clean {
+                    frame,
+                    block,
+                    len,
+                    raw,
+                });
+            } else {
+                st.store.remove(page, block, len as usize);
+            }
         }
         for v in &victims[..evicting] {
             st.table.set(v.page, Entry::Evicting);
@@ -366,6 +372,8 @@ impl Pager {
             evicting,
             source,
             was: entry,
+            clean,
+            spare,
             compress: st.compress,
         }))
     }
@@ -385,26 +393,47 @@ impl Pager {
     fn carry_out(&self, page: PageId, work: &mut Work, plan: &mut Plan) -> Result<(), Failure> {
         let victims = &mut plan.victims[..plan.evicting];
         self.evict_runs(work, victims, plan.compress)?;
-        let contents = decode(work, plan.source)?;
-        self.backend
-            .fill(PageRun::one(page), contents)
+        // The frame's spare page: the free frame's, or the one its victim left. A clean page
+        // is filled write-protected in the same call instead (a page moved in is writable
+        // until write-protected: a store in between would be lost), and the spare page goes.
+        let spare = plan.spare || victims.iter().any(|v| v.frame == plan.frame && v.stashed);
+        if spare && plan.clean.is_some() {
+            self.drop_spare(plan.frame)?;
+        }
+        if spare && plan.clean.is_none() {
+            self.fill_from_spare(page, plan.frame, work, plan.source)?;
+        } else {
+            let contents = decode(work, plan.source)?;
+            match (plan.clean, contents) {
+                (Some(_), Some(contents)) => {
+                    self.backend.fill_revoked(PageRun::one(page), contents)
+                }
+                _ => self.backend.fill(PageRun::one(page), contents),
+            }
             .map_err(fill_failed)?;
+        }
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        for v in &plan.victims[..plan.evicting] {
+        // Highest page first, so that the frames come back in page order.
+        for v in plan.victims[..plan.evicting].iter().rev() {
             let entry = v.entry.expect("every victim was stored");
             st.set_evicted(v.page, entry);
             self.count_eviction(entry);
             // One victim's frame is the restored page's; the others' are free now.
             if v.frame != plan.frame {
-                st.clock.vacate(v.frame);
+                st.clock.vacate(v.frame, v.stashed);
             }
         }
-        st.table.set(page, Entry::Resident { frame: plan.frame });
+        st.table.set(
+            page,
+            plan.clean.unwrap_or(Entry::Resident { frame: plan.frame }),
+        );
         st.in_flight -= 1;
         self.count_brought_in(plan.source, plan.was);
         add(&self.counters.resident_pages, 1);
         if plan.evicting > 0 || matches!(plan.source, Source::Block { .. }) {
             self.publish_store_stats(&st);
+        } else if plan.spare {
+            self.publish_spares(&st);
         }
         drop(st);
         self.settled.advance();

@@ -173,6 +173,36 @@ pub(crate) trait Backend: Send + Sync {
         self.fill(run, Some(contents))?;
         self.revoke(run)
     }
+    /// Spare slots (see `pager/spare.rs`): how many slots, from 0, can hold a page moved out
+    /// of the arena; 0 where this backend cannot move pages (then the pager never calls
+    /// [`Backend::stash`] and the methods after it).
+    fn spare_slots(&self) -> usize {
+        0
+    }
+    /// Move the resident pages of `run` into the empty spare slots `slot..slot + run.count`:
+    /// afterwards the run is a hole (a touch faults) and the slots hold its pages, contents and
+    /// all. On failure, how many leading pages moved, and the error.
+    fn stash(&self, run: PageRun, slot: u32) -> Result<(), (u32, rustix::io::Errno)> {
+        let _ = (run, slot);
+        Err((0, rustix::io::Errno::NOSYS))
+    }
+    /// Move the pages in spare slots `slot..slot + run.count` into the hole `run`, accessible.
+    /// On failure, how many leading pages moved, and the error.
+    fn unstash(&self, run: PageRun, slot: u32) -> Result<(), (u32, rustix::io::Errno)> {
+        let _ = (run, slot);
+        Err((0, rustix::io::Errno::NOSYS))
+    }
+    /// Lend the page in spare slot `slot` to `f`, to read and write. The caller owns the slot
+    /// (no other thread uses it meanwhile) and it holds a page.
+    fn with_spare(&self, slot: u32, f: &mut dyn FnMut(&mut [u8])) {
+        let _ = (slot, f);
+        unreachable!("a backend without spare slots lends none");
+    }
+    /// Free the memory of spare slots `slot..slot + count` (those that exist).
+    fn drop_spares(&self, slot: u32, count: u32) -> rustix::io::Result<()> {
+        let _ = (slot, count);
+        Ok(())
+    }
     /// Pages the heap freed: free their memory; any later touch raises a fault, which the
     /// pager passes on as not ours.
     fn release(&self, run: PageRun) -> rustix::io::Result<()>;

@@ -13,6 +13,7 @@ pub(crate) use signals::{
     SignalsBlocked, fatal, fatal_fault, install_fault_handler, segv_is_default,
 };
 pub(crate) use stack::{FaultBuffer, FaultStack};
+pub(crate) use uffd::SpareMode;
 pub(crate) use wakeup::{Epoch, Wakeup};
 
 use super::{Backend, FaultBackend};

@@ -44,6 +44,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
+use rustix::io::Errno;
+
 use super::arena::{Arena, Backing};
 use crate::page::{PageId, PageRun, page_size};
 use crate::sys::{Backend, BackendKind, Outcome};
@@ -57,12 +59,15 @@ const UFFDIO_REGISTER_MODE_MISSING: u64 = 1 << 0;
 const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
 const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1 << 0;
 const UFFDIO_COPY_MODE_WP: u64 = 1 << 1;
+/// `UFFDIO_MOVE` (Linux 6.8+): spare pages (see [`Spares`]).
+const UFFD_FEATURE_MOVE: u64 = 1 << 16;
 
 const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
 const UFFDIO_REGISTER: libc::c_ulong = 0xc020_aa00;
 const UFFDIO_COPY: libc::c_ulong = 0xc028_aa03;
 const UFFDIO_WRITEPROTECT: libc::c_ulong = 0xc018_aa06;
 const UFFDIO_WAKE: libc::c_ulong = 0x8010_aa02;
+const UFFDIO_MOVE: libc::c_ulong = 0xc028_aa05;
 /// `/dev/userfaultfd`'s ioctl that returns a new userfaultfd (Linux 6.1+).
 const USERFAULTFD_IOC_NEW: libc::c_ulong = 0xaa00;
 const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
@@ -116,6 +121,15 @@ struct UffdioCopy {
 }
 
 #[repr(C)]
+struct UffdioMove {
+    dst: u64,
+    src: u64,
+    len: u64,
+    mode: u64,
+    moved: i64,
+}
+
+#[repr(C)]
 struct UffdioWriteprotect {
     range: UffdioRange,
     mode: u64,
@@ -136,6 +150,25 @@ pub(crate) struct Userfaultfd {
     uffd: OwnedFd,
     /// Thread mode: what stops the handler thread, and how long it spins.
     thread: Option<ThreadMode>,
+    /// Where the kernel moves pages (`UFFDIO_MOVE`): the spare slots.
+    spares: Option<Spares>,
+}
+
+/// Spare slots: a second private anonymous mapping, one page-sized slot per arena page,
+/// registered with the same userfaultfd (a `UFFDIO_MOVE` destination must be). The pager keeps
+/// in a frame's slot the memory of the page it last evicted from that frame, and moves it back
+/// under the next page the frame takes: eviction and restore then neither free, allocate,
+/// charge nor copy a page (see `pager/spare.rs`).
+///
+/// ```text
+///   evict:    arena page ──UFFDIO_MOVE──▶ slot of its frame   (the page is a hole at once:
+///             encode from the slot                             a touch faults and waits)
+///   restore:  decode into the slot ──UFFDIO_MOVE──▶ the hole
+/// ```
+struct Spares {
+    area: Arena,
+    /// Set once the kernel refused `UFFDIO_MOVE` (a seccomp filter, say): no more stashing.
+    refused: AtomicBool,
 }
 
 struct ThreadMode {
@@ -185,6 +218,59 @@ fn last_error() -> io::Error {
     io::Error::last_os_error()
 }
 
+/// Whole pages in `bytes`.
+fn pages_in(bytes: usize) -> u32 {
+    u32::try_from(bytes / page_size()).expect("arena pages fit in u32")
+}
+
+/// How many times a `UFFDIO_MOVE` that keeps failing with `EAGAIN` is retried.
+const MOVE_TRIES: u32 = 16;
+
+/// The values of [`crate::SPARES_ENV`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SpareMode {
+    Auto,
+    Always,
+    Never,
+}
+
+impl SpareMode {
+    /// The mode [`crate::SPARES_ENV`] asks for; `Auto` when unset or not understood.
+    pub fn from_env() -> SpareMode {
+        use crate::SPARES_ENV;
+        match std::env::var(SPARES_ENV).as_deref() {
+            Ok("always") => SpareMode::Always,
+            Ok("never") => SpareMode::Never,
+            Ok("auto") | Err(_) => SpareMode::Auto,
+            Ok(other) => {
+                tracing::warn!(
+                    value = other,
+                    "{SPARES_ENV} is not auto, always or never; using auto"
+                );
+                SpareMode::Auto
+            }
+        }
+    }
+}
+
+/// Register `area` with `uffd` in MISSING and write-protect modes.
+fn register(uffd: &OwnedFd, area: &Arena) -> io::Result<()> {
+    let mut reg = UffdioRegister {
+        range: UffdioRange {
+            start: area.base() as u64,
+            len: area.len() as u64,
+        },
+        mode: UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+        ioctls: 0,
+    };
+    // SAFETY: UFFDIO_REGISTER reads and writes a `struct uffdio_register`; the range is our own
+    // mapping.
+    if unsafe { libc::ioctl(uffd.as_raw_fd(), UFFDIO_REGISTER, &raw mut reg) } != 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
 impl Userfaultfd {
     /// Reserve `len` bytes and register them. Fails (with the step that failed) where the
     /// kernel lacks the features or refuses `userfaultfd(2)` (seccomp, old kernels).
@@ -197,20 +283,36 @@ impl Userfaultfd {
 
     pub fn try_new(len: usize) -> Result<Userfaultfd, Unavailable> {
         let fail = |step| move |source| Unavailable { step, source };
-        // SAFETY: userfaultfd(2) takes only flags and returns a new descriptor or -1.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_userfaultfd,
-                libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY,
-            )
+        let open = || {
+            // SAFETY: userfaultfd(2) takes only flags and returns a new descriptor or -1.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_userfaultfd,
+                    libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY,
+                )
+            };
+            if fd < 0 {
+                return Err(fail("userfaultfd(UFFD_USER_MODE_ONLY)")(last_error()));
+            }
+            let fd =
+                i32::try_from(fd).map_err(|_| fail("userfaultfd")(io::Error::other("bad fd")))?;
+            // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
         };
-        if fd < 0 {
-            return Err(fail("userfaultfd(UFFD_USER_MODE_ONLY)")(last_error()));
-        }
-        let fd = i32::try_from(fd).map_err(|_| fail("userfaultfd")(io::Error::other("bad fd")))?;
-        // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
-        let uffd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Self::set_up(uffd, len, None)
+        // Ask which features the kernel has (a descriptor takes `UFFDIO_API` once), so that
+        // spare pages are used only where `UFFDIO_MOVE` exists.
+        let probe = open()?;
+        let mut api = UffdioApi {
+            api: UFFD_API,
+            features: 0,
+            ioctls: 0,
+        };
+        // SAFETY: UFFDIO_API reads and writes a `struct uffdio_api`, which `api` is.
+        let moves = unsafe { libc::ioctl(probe.as_raw_fd(), UFFDIO_API, &raw mut api) } == 0
+            && api.features & UFFD_FEATURE_MOVE != 0
+            && SpareMode::from_env() != SpareMode::Never;
+        drop(probe);
+        Self::set_up(open()?, len, None, moves)
     }
 
     /// Thread mode (kernel access): reserve `len` bytes and register them with a userfaultfd
@@ -234,9 +336,11 @@ impl Userfaultfd {
             .ok()
             .and_then(|v| v.trim().parse().ok())
             .map_or(DEFAULT_SPIN, Duration::from_micros);
-        Self::set_up(uffd, len, Some(ThreadMode { stop, spin })).map_err(|u| crate::Error::Sys {
-            op: u.step,
-            source: u.source,
+        Self::set_up(uffd, len, Some(ThreadMode { stop, spin }), false).map_err(|u| {
+            crate::Error::Sys {
+                op: u.step,
+                source: u.source,
+            }
         })
     }
 
@@ -244,12 +348,15 @@ impl Userfaultfd {
         uffd: OwnedFd,
         len: usize,
         thread: Option<ThreadMode>,
+        moves: bool,
     ) -> Result<Userfaultfd, Unavailable> {
         let fail = |step| move |source| Unavailable { step, source };
         let mut api = UffdioApi {
             api: UFFD_API,
             features: if thread.is_some() {
                 UFFD_FEATURE_THREAD_ID
+            } else if moves {
+                UFFD_FEATURE_SIGBUS | UFFD_FEATURE_MOVE
             } else {
                 UFFD_FEATURE_SIGBUS
             },
@@ -263,27 +370,76 @@ impl Userfaultfd {
             step: "creating the arena",
             source: io::Error::other(e.to_string()),
         })?;
-        let mut reg = UffdioRegister {
-            range: UffdioRange {
-                start: arena.base() as u64,
-                len: arena.len() as u64,
-            },
-            mode: UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
-            ioctls: 0,
+        register(&uffd, &arena).map_err(fail("ioctl(UFFDIO_REGISTER: missing + write-protect)"))?;
+        let spares = if moves {
+            // Both mappings alike (`UFFDIO_MOVE` wants the same protection and flags).
+            let area = Arena::new(len, Backing::Anonymous).map_err(|e| Unavailable {
+                step: "creating the spare slots",
+                source: io::Error::other(e.to_string()),
+            })?;
+            register(&uffd, &area).map_err(fail("ioctl(UFFDIO_REGISTER: spare slots)"))?;
+            Some(Spares {
+                area,
+                refused: AtomicBool::new(false),
+            })
+        } else {
+            None
         };
-        // SAFETY: UFFDIO_REGISTER reads and writes a `struct uffdio_register`; the range is our
-        // own mapping.
-        if unsafe { libc::ioctl(uffd.as_raw_fd(), UFFDIO_REGISTER, &raw mut reg) } != 0 {
-            return Err(fail("ioctl(UFFDIO_REGISTER: missing + write-protect)")(
-                last_error(),
-            ));
-        }
         Ok(Userfaultfd {
             arena,
             zeros: vec![0; page_size()].into_boxed_slice(),
             uffd,
             thread,
+            spares,
         })
+    }
+
+    /// `UFFDIO_MOVE` of `len` bytes from `src` to `dst` (both ours, page-aligned), retried while
+    /// the kernel asks to (`EAGAIN`: a page was busy for a moment). On failure, how many bytes
+    /// moved first, and the error.
+    fn move_pages(&self, dst: usize, src: usize, len: usize) -> Result<(), (usize, Errno)> {
+        let mut done = 0;
+        let mut tries = 0;
+        while done < len {
+            let mut mv = UffdioMove {
+                dst: (dst + done) as u64,
+                src: (src + done) as u64,
+                len: (len - done) as u64,
+                mode: 0,
+                moved: 0,
+            };
+            // SAFETY: UFFDIO_MOVE reads and writes a `struct uffdio_move`; both ranges lie in
+            // mappings of ours registered with this descriptor (checked by the callers), and
+            // moving pages between them cannot invalidate Rust references: the arena is reached
+            // only through raw pointers, and the pager owns the spare slots it names.
+            if unsafe { libc::ioctl(self.uffd.as_raw_fd(), UFFDIO_MOVE, &raw mut mv) } == 0 {
+                return Ok(());
+            }
+            let e = Errno::from_io_error(&last_error()).unwrap_or(Errno::IO);
+            if let Ok(moved) = usize::try_from(mv.moved) {
+                done += moved;
+            }
+            tries += 1;
+            if e != Errno::AGAIN || tries > MOVE_TRIES {
+                return Err((done, e));
+            }
+        }
+        Ok(())
+    }
+
+    /// The spare slots, while the kernel moves pages.
+    fn spares(&self) -> Option<&Spares> {
+        self.spares.as_ref().filter(|s| !s.refused.load(SeqCst))
+    }
+
+    /// The address of spare slot `slot`, checked to hold `count` pages.
+    fn slot_addr(&self, slot: u32, count: u32) -> usize {
+        let area = &self.spares.as_ref().expect("spare slots exist").area;
+        assert!(
+            (slot as usize + count as usize) * page_size() <= area.len(),
+            "spare slots outside their mapping"
+        );
+        area.base() + slot as usize * page_size()
     }
 
     /// Wake the threads waiting on `page` (their fault is resolved).
@@ -556,6 +712,68 @@ impl Backend for Userfaultfd {
 
     fn read(&self, run: PageRun, buf: &mut [u8]) -> rustix::io::Result<()> {
         self.arena.read_run(run, buf)
+    }
+
+    fn spare_slots(&self) -> usize {
+        self.spares().map_or(0, |s| s.area.pages())
+    }
+
+    fn stash(&self, run: PageRun, slot: u32) -> Result<(), (u32, Errno)> {
+        let src = self.arena.base() + run.first.offset();
+        assert!(
+            run.first.offset() + run.bytes() <= self.arena.len(),
+            "page run outside the arena"
+        );
+        let dst = self.slot_addr(slot, run.count);
+        self.move_pages(dst, src, run.bytes()).map_err(|(done, e)| {
+            if matches!(e, Errno::PERM | Errno::NOTTY | Errno::INVAL | Errno::NOSYS)
+                && let Some(s) = &self.spares
+            {
+                s.refused.store(true, SeqCst);
+            }
+            (pages_in(done), e)
+        })
+    }
+
+    fn unstash(&self, run: PageRun, slot: u32) -> Result<(), (u32, Errno)> {
+        let dst = self.arena.base() + run.first.offset();
+        assert!(
+            run.first.offset() + run.bytes() <= self.arena.len(),
+            "page run outside the arena"
+        );
+        let src = self.slot_addr(slot, run.count);
+        self.move_pages(dst, src, run.bytes())
+            .map_err(|(done, e)| (pages_in(done), e))
+    }
+
+    fn with_spare(&self, slot: u32, f: &mut dyn FnMut(&mut [u8])) {
+        let addr = self.slot_addr(slot, 1);
+        // SAFETY: the slot lies inside the spare mapping (checked by `slot_addr`); the caller
+        // owns it (the pager gives each slot to one fault at a time, through its frame) and it
+        // holds a page, so the bytes are initialized, nobody else reads or writes them while
+        // `f` runs, and the slice does not outlive this call.
+        let page = unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, page_size()) };
+        f(page);
+    }
+
+    fn drop_spares(&self, slot: u32, count: u32) -> rustix::io::Result<()> {
+        let Some(spares) = &self.spares else {
+            return Ok(());
+        };
+        let count = count.min(pages_in(spares.area.len()).saturating_sub(slot));
+        if count == 0 {
+            return Ok(());
+        }
+        let addr = self.slot_addr(slot, count);
+        // SAFETY: the slots lie inside the spare mapping (checked by `slot_addr`), a private
+        // anonymous mapping nothing but the pager refers to; dropping their pages leaves holes.
+        unsafe {
+            rustix::mm::madvise(
+                addr as *mut core::ffi::c_void,
+                count as usize * page_size(),
+                rustix::mm::Advice::LinuxDontNeed,
+            )
+        }
     }
 
     fn lend(
