@@ -7,7 +7,8 @@
 //!            │ Restoring/Evicting → unlock, sleep, retry
 //!            take a free frame, or CLOCK victims V…, each with its unpinned resident
 //!            neighbours after and before it, until the batch holds 3 pages, or the readahead window
-//!            and P (at most 128) (all → Evicting); P → Restoring; copy P's block out of
+//!            and P (at most 128; out of a stream, neighbours count towards the 3)
+//!            (all → Evicting); P → Restoring; copy P's block out of
 //!            the store, remove it
 //!     unlock
 //!       V…: revoke each run (one ioctl a run), read, encode (a clean victim: nothing to
@@ -290,6 +291,10 @@ impl Pager {
                 // the frames of all but the first are left free for the next faults and the
                 // readahead, which would otherwise be cut short at the frames left free.
                 let want = VICTIMS.max(1 + window).min(CLUSTER);
+                // Runs matter to a stream (one write-protect and one free a run); a fault
+                // out of any stream takes no more than it needs, so that the faults that
+                // evict cost the same.
+                let most = if window > 0 { CLUSTER } else { want };
                 while evicting < want {
                     let (table, chosen) = (&st.table, &victims[..evicting]);
                     let Some((frame, first)) = st
@@ -304,7 +309,7 @@ impl Pager {
                     // in the order their frames were taken, not in address order.
                     for step in [1i64, -1] {
                         let mut next = i64::from(first.0);
-                        while evicting < CLUSTER {
+                        while evicting < most {
                             next += step;
                             let Ok(index) = u32::try_from(next) else {
                                 break;
