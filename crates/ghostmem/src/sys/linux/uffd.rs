@@ -719,11 +719,7 @@ impl Backend for Userfaultfd {
     }
 
     fn stash(&self, run: PageRun, slot: u32) -> Result<(), (u32, Errno)> {
-        let src = self.arena.base() + run.first.offset();
-        assert!(
-            run.first.offset() + run.bytes() <= self.arena.len(),
-            "page run outside the arena"
-        );
+        let src = usize::try_from(self.range(run).start).expect("addresses fit in usize");
         let dst = self.slot_addr(slot, run.count);
         self.move_pages(dst, src, run.bytes()).map_err(|(done, e)| {
             if matches!(e, Errno::PERM | Errno::NOTTY | Errno::INVAL | Errno::NOSYS)
@@ -736,11 +732,7 @@ impl Backend for Userfaultfd {
     }
 
     fn unstash(&self, run: PageRun, slot: u32) -> Result<(), (u32, Errno)> {
-        let dst = self.arena.base() + run.first.offset();
-        assert!(
-            run.first.offset() + run.bytes() <= self.arena.len(),
-            "page run outside the arena"
-        );
+        let dst = usize::try_from(self.range(run).start).expect("addresses fit in usize");
         let src = self.slot_addr(slot, run.count);
         self.move_pages(dst, src, run.bytes())
             .map_err(|(done, e)| (pages_in(done), e))
