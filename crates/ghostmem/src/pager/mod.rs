@@ -558,6 +558,57 @@ mod tests {
         unsafe_code,
         reason = "the test touches ghost pages through raw pointers"
     )]
+    fn only_victims_alone_in_their_batch_leave_spare_pages() {
+        // Resident pages `layout`, then a fault on page 40 evicts a batch of 3: how many
+        // spare pages are left.
+        let spares_after = |layout: &[usize]| {
+            let page = page_size();
+            let mut pager = test_pager(FaultBackend::Userfaultfd, 64, layout.len());
+            pager.spare_gate = spare::SpareGate::new(crate::sys::SpareMode::Always);
+            if pager.backend.spare_slots() == 0 {
+                return None;
+            }
+            let slot = crate::registry::register(&pager).unwrap();
+            let base = pager.arena.base() as *mut u64;
+            let touch = |p: usize| {
+                // SAFETY: inside the activated pages; a touch of a page that is not resident
+                // faults it in.
+                unsafe { base.add(p * page / 8).write(p as u64 + 1) };
+            };
+            for &p in layout {
+                touch(p);
+            }
+            touch(40);
+            let spares = pager.counters.spare_pages.load(Relaxed);
+            let resident = pager.counters.resident_pages.load(Relaxed);
+            assert!(
+                resident + spares <= layout.len() as u64,
+                "{resident} + {spares}"
+            );
+            for p in layout.iter().copied().chain([40]) {
+                // SAFETY: as above; evicted pages come back with their contents.
+                assert_eq!(unsafe { base.add(p * page / 8).read() }, p as u64 + 1);
+            }
+            crate::registry::unregister(slot);
+            Some(spares)
+        };
+        // Every other page: the three victims are alone; two frames are left free, each with
+        // its victim's memory (the third frame's went to page 40).
+        let Some(alone) = spares_after(&[0, 2, 4, 6, 8, 10, 12, 14]) else {
+            println!("skipped: this kernel does not move pages (Linux 6.8+)");
+            return;
+        };
+        assert_eq!(alone, 2);
+        // Pairs, touched high page first (no stream): the batch is one run of three pages,
+        // write-protected and freed, and leaves no spare page.
+        assert_eq!(spares_after(&[1, 0, 3, 2, 5, 4, 7, 6]), Some(0));
+    }
+
+    #[test]
+    #[allow(
+        unsafe_code,
+        reason = "the test touches ghost pages through raw pointers"
+    )]
     fn a_victim_takes_its_resident_neighbours_before_it_too() {
         for kind in [FaultBackend::Mprotect, FaultBackend::Userfaultfd] {
             let page = page_size();

@@ -24,7 +24,7 @@
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::Duration;
 
-use super::evict::Victim;
+use super::evict::{Victim, runs_where};
 use super::restore::{Source, decode_into};
 use super::scratch::Work;
 use super::table::Frame;
@@ -44,16 +44,13 @@ impl Pager {
         }
         let mut at = 0;
         while at < batch.len() {
-            let count = stretch(batch, at, |_| true);
-            let alone = at == 0 || batch[at - 1].page.0 + 1 != batch[at].page.0;
-            let alone = alone
-                && batch
-                    .get(at + 1)
-                    .is_none_or(|next| next.page.0 != batch[at].page.0 + 1);
+            let (_, run) = runs_where(&batch[at..], |_| true)
+                .next()
+                .expect("a victim starts a run");
             let v = batch[at];
-            if count == 1 && alone && (v.frame as usize) < self.backend.spare_slots() {
+            if run.count == 1 && (v.frame as usize) < self.backend.spare_slots() {
                 // A single page: it moved entirely or not at all.
-                match self.backend.stash(PageRun::one(v.page), v.frame) {
+                match self.backend.stash(run, v.frame) {
                     Ok(()) => batch[at].stashed = true,
                     Err((_, e)) => debug_assert_ne!(
                         e,
@@ -63,26 +60,17 @@ impl Pager {
                     ),
                 }
             }
-            at += count;
+            at += run.count as usize;
         }
         Ok(())
     }
 
     /// Move every stashed victim of `batch` back into place (a failed eviction).
     pub(super) fn unstash_victims(&self, batch: &[Victim]) -> Result<(), Failure> {
-        let mut at = 0;
-        while at < batch.len() {
-            let count = stretch(batch, at, |v| v.stashed);
-            if batch[at].stashed {
-                let run = PageRun {
-                    first: batch[at].page,
-                    count: u32::try_from(count).expect("a batch fits in u32"),
-                };
-                self.backend
-                    .unstash(run, batch[at].frame)
-                    .map_err(|(_, e)| failed("moving pages back into place")(e))?;
-            }
-            at += count;
+        for v in batch.iter().filter(|v| v.stashed) {
+            self.backend
+                .unstash(PageRun::one(v.page), v.frame)
+                .map_err(|(_, e)| failed("moving a page back into place")(e))?;
         }
         Ok(())
     }
@@ -195,49 +183,9 @@ impl SpareGate {
     }
 }
 
-/// How many victims from `at` on form a stretch: consecutive pages in consecutive frames,
-/// all accepted by `keep` or all refused by it.
-fn stretch(batch: &[Victim], at: usize, keep: impl Fn(&Victim) -> bool) -> usize {
-    let head = &batch[at];
-    let mut count = 1;
-    while let Some(v) = batch.get(at + count) {
-        let step = u32::try_from(count).expect("a batch fits in u32");
-        if keep(v) != keep(head)
-            || v.page.0 != head.page.0 + step
-            || v.frame != head.frame.wrapping_add(step)
-        {
-            break;
-        }
-        count += 1;
-    }
-    count
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stretches_need_consecutive_pages_and_frames() {
-        let v = |page, frame| Victim::new(PageId(page), frame, None);
-        let batch = [v(3, 10), v(4, 11), v(5, 12), v(6, 20), v(8, 21), v(9, 22)];
-        let mut at = 0;
-        let mut found = Vec::new();
-        while at < batch.len() {
-            let n = stretch(&batch, at, |_| true);
-            found.push((batch[at].page.0, n));
-            at += n;
-        }
-        assert_eq!(found, vec![(3, 3), (6, 1), (8, 2)]);
-        let mut marked = batch;
-        marked[1].stashed = true;
-        assert_eq!(
-            stretch(&marked, 0, |v| v.stashed),
-            1,
-            "a change of kind ends it"
-        );
-        assert_eq!(stretch(&marked, 1, |v| v.stashed), 1);
-    }
 
     #[test]
     fn the_gate_closes_after_slow_moves_in_a_row_and_opens_after_a_pause() {
