@@ -76,7 +76,8 @@ macro_rules! __stats_fields {
             /// Pages of memory kept for reuse: the memory of pages evicted last, waiting in
             /// free frames of the budget for the next pages to come in (the userfaultfd
             /// backend, where the kernel moves pages: Linux 6.8+; 0 otherwise). Resident and
-            /// spare pages together never exceed the budget.
+            /// spare pages together never exceed the budget (a snapshot taken while a fault
+            /// commits may see one updated before the other).
             spare_pages: counter,
         }
     };

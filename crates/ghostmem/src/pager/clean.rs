@@ -1,22 +1,28 @@
-//! Clean pages: brought in by readahead and not stored to since, so the block they came from
-//! is still their contents. Evicting one again only frees its memory: nothing is encoded or
+//! Clean pages: brought in by a sequential stream (readahead, or the fault that continues the
+//! stream) and not stored to since, so the block they came from is still their contents. Evicting one again only frees its memory: nothing is encoded or
 //! stored, which is most of what a sequential scan over evicted memory costs.
 //!
 //! ```text
 //!   readahead of a run whose pages are all Stored, on a backend whose revoked pages stay
 //!   readable (userfaultfd): the blocks stay in the store, the run is filled revoked
-//!   (UFFDIO_COPY_MODE_WP), each page → Clean
+//!   (UFFDIO_COPY_MODE_WP, installed write-protected in one step: never a spare page moved
+//!   in, which would be writable until write-protected), each page → Clean; the same for
+//!   the Stored page of a fault that continues a stream
 //!
 //!   load of a Clean page           no fault
 //!   store to a Clean page          fault → lock: unrevoke, remove the block → Resident
 //!   pin, scrub, store replaced     the same first (a pinned page may be written by the kernel)
-//!   Clean chosen as victim         Evicting → discard → Stored with the kept block
+//!   Clean chosen as victim         Evicting → discard → Stored with the kept block (never
+//!                                  moved to a spare slot)
 //!   release                        the block is removed with the page
+//!   a system call writing into it  EFAULT (the kernel does not serve its own write faults
+//!                                  here): pin first
 //! ```
 //!
-//! A store therefore costs a page that readahead brought in a second fault. Pages a fault
-//! brings in are never clean: the store that usually follows a fault would take that fault
-//! every time (`rand` reads, then writes, each page it touches).
+//! A store therefore costs a page that came in clean a second fault. Pages a fault out of any
+//! stream brings in are never clean: the store that usually follows such a fault would take
+//! that fault every time (`rand` reads, then writes, each page it touches); a stream's own
+//! page is one in a window's worth.
 //!
 //! The evicted-page gauges (`evicted_pages`, `compressed_bytes`, ...) count a clean page as
 //! restored; `store_reserved_bytes` includes its kept block.

@@ -182,8 +182,10 @@ impl Pager {
     /// of neighbouring victims, encode each victim that is not clean and store the encoded
     /// ones a group at a time (one lock a group), then free the memory of the runs not moved
     /// (one call where the kernel allows it). Never allocates. On failure no memory was freed
-    /// and every victim is in place and accessible (and writable) again; blocks already
-    /// stored, clean pages' kept blocks included, are left in `batch` for the caller to remove.
+    /// and every victim is in place and accessible (and writable, clean ones too) again;
+    /// blocks already stored, clean pages' kept blocks included, are left in `batch` for the
+    /// caller to remove. Where even that fails, the process stops (`sys::fatal`): a victim
+    /// that can be neither evicted nor given back would fault forever.
     pub(super) fn evict_runs(
         &self,
         work: &mut Work,
@@ -191,17 +193,23 @@ impl Pager {
         compress: bool,
     ) -> Result<(), Failure> {
         self.stash_victims(batch)?;
-        // Clean runs too: a victim given back is writable again (the caller makes it
-        // `Resident`).
-        let give_back = |batch: &[Victim], revoked: usize| {
-            for (_, run) in runs_where(batch, |v| !v.stashed).take(revoked) {
-                self.backend
-                    .unrevoke(run)
-                    .map_err(failed("giving access back after a failed eviction"))?;
+        // Every run, clean ones and those not revoked yet too: a victim given back is
+        // writable again (the caller makes it `Resident`).
+        let give_back = |batch: &[Victim], scratch: &mut [u8]| {
+            let given = self.unstash_victims(batch, scratch).and_then(|()| {
+                runs_where(batch, |v| !v.stashed).try_for_each(|(_, run)| {
+                    self.backend
+                        .unrevoke(run)
+                        .map_err(failed("giving access back after a failed eviction"))
+                })
+            });
+            if given.is_err() {
+                crate::sys::fatal(
+                    "ghostmem: fatal: giving pages back after a failed eviction failed\n",
+                );
             }
-            self.unstash_victims(batch)
         };
-        for (i, (at, run)) in runs_where(batch, |v| !v.stashed).enumerate() {
+        for (at, run) in runs_where(batch, |v| !v.stashed) {
             if batch[at..at + run.count as usize]
                 .iter()
                 .all(|v| v.entry.is_some())
@@ -210,7 +218,7 @@ impl Pager {
                 continue;
             }
             if let Err(e) = self.backend.revoke(run) {
-                give_back(batch, i)?;
+                give_back(batch, &mut work.page);
                 return Err(failed("revoking access")(e));
             }
         }
@@ -242,7 +250,7 @@ impl Pager {
                     self.backend
                         .with_spare(batch[i].frame, &mut |contents| encode(contents));
                 } else if let Err(e) = self.backend.lend(batch[i].page, page, &mut encode) {
-                    give_back(batch, usize::MAX)?;
+                    give_back(batch, &mut work.page);
                     return Err(failed("reading the page")(e));
                 }
             }
@@ -256,7 +264,7 @@ impl Pager {
                     Ok(entry) => batch[i].entry = Some(entry),
                     Err(f) => {
                         drop(st);
-                        give_back(batch, usize::MAX)?;
+                        give_back(batch, &mut work.page);
                         return Err(f);
                     }
                 }
@@ -273,7 +281,7 @@ impl Pager {
         match self.backend.discard_runs(&all[..count]) {
             Ok(()) => Ok(()),
             Err((0, e)) => {
-                give_back(batch, usize::MAX)?;
+                give_back(batch, &mut work.page);
                 Err(failed("freeing the pages")(e))
             }
             // Some runs are freed already: their victims cannot go back. Freeing is what

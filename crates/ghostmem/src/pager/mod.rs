@@ -604,6 +604,50 @@ mod tests {
         assert_eq!(spares_after(&[1, 0, 3, 2, 5, 4, 7, 6]), Some(0));
     }
 
+    /// A clean victim is never moved to a spare slot, even alone: it is freed without encoding
+    /// anyway, and a clean page the kernel swapped out carries its write-protect bit along.
+    #[test]
+    #[allow(
+        unsafe_code,
+        reason = "the test touches ghost pages through raw pointers"
+    )]
+    fn a_clean_victim_alone_stays_for_the_write_protect_path() {
+        let mut pager = test_pager(FaultBackend::Userfaultfd, 16, 8);
+        pager.spare_gate = spare::SpareGate::new(crate::sys::SpareMode::Always);
+        if pager.backend.spare_slots() == 0 {
+            println!("skipped: this kernel does not move pages (Linux 6.8+)");
+            return;
+        }
+        let slot = crate::registry::register(&pager).unwrap();
+        let at = pager.arena.base() as *mut u64;
+        // SAFETY: page 0 of the activated pages; the touch faults it in.
+        unsafe { at.write(7) };
+        let frame = pager
+            .state
+            .lock()
+            .unwrap()
+            .table
+            .get(PageId(0))
+            .frame()
+            .unwrap();
+        let kept = Entry::Stored {
+            block: BlockRef(0),
+            len: 1,
+            raw: false,
+        };
+        let mut batch = [evict::Victim::new(PageId(0), frame, Some(kept))];
+        pager.stash_victims(&mut batch).unwrap();
+        assert!(!batch[0].stashed);
+        let mut batch = [evict::Victim::new(PageId(0), frame, None)];
+        pager.stash_victims(&mut batch).unwrap();
+        assert!(batch[0].stashed, "the same victim, not clean, moves");
+        let mut scratch = vec![0; page_size()];
+        pager.unstash_victims(&batch, &mut scratch).unwrap();
+        // SAFETY: as above; the page is back in place.
+        assert_eq!(unsafe { at.read() }, 7);
+        crate::registry::unregister(slot);
+    }
+
     #[test]
     #[allow(
         unsafe_code,

@@ -9,16 +9,19 @@
 //!            neighbours after and before it, until the batch holds 3 pages, or the readahead window
 //!            and P (at most 128; out of a stream, neighbours count towards the 3)
 //!            (all → Evicting); P → Restoring; copy P's block out of
-//!            the store, remove it
+//!            the store, and remove it unless P continues a stream (then P comes in clean)
 //!     unlock
-//!       V…: revoke each run (one ioctl a run), read, encode (a clean victim: nothing to
-//!           encode, its block is stored)  (no lock: other faults proceed)
+//!       V…: a victim alone in its batch and not clean: move it to its frame's spare slot
+//!           (see `spare.rs`); the others: revoke each run (one ioctl a run; clean runs
+//!           are revoked already), read; encode (a clean victim: nothing to encode, its
+//!           block is stored)  (no lock: other faults proceed)
 //!     lock   a group's blocks into the store (up to 64 a lock)   unlock
-//!       V…: free the runs' memory (one process_madvise; or MADV_DONTNEED / a hole punched
-//!           a run)
-//!       P: decode, fill (one UFFDIO_COPY, or pwrite + mprotect)
+//!       V… not moved: free the runs' memory (one process_madvise; or MADV_DONTNEED / a
+//!           hole punched a run)
+//!       P: decode into its frame's spare page and move it in; or decode, fill (one
+//!           UFFDIO_COPY, write-protected if clean; or pwrite + mprotect)
 //!     lock   V… → Stored/Zero/Same (their frames but V's free: the next faults take them),
-//!            P → Resident   unlock
+//!            P → Resident, or Clean   unlock
 //! ```
 //!
 //! Two threads touching the same page restore it once: the second finds it `Restoring` and

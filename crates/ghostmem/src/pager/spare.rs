@@ -10,9 +10,11 @@
 //!
 //! Without spares an eviction write-protects the page, reads it, and frees it; a restore
 //! allocates a page, charges it to the memory cgroup, and copies the decoded contents into it
-//! (`UFFDIO_COPY`). Moving a page back and forth does none of that (on this machine, one page
-//! evicted and restored in a loop: 5.6 µs with write-protect, free and copy; 2.7 µs with two
-//! moves), and a run of neighbours moves in one call.
+//! (`UFFDIO_COPY`). Moving a page back and forth does none of that
+//! (`scripts/probes/uffd-costs.c` on this machine, one thread: write-protect, free and copy
+//! 4.3–4.6 µs a page, the two moves 2.1–2.4 µs). Only a victim alone in its batch moves: a
+//! run's frames are seldom neighbours, and a move a page would cost more than one
+//! write-protect and one free for the whole run.
 //!
 //! A frame's slot holds a page only while the frame is free ([`super::clock::Clock::vacate`]
 //! records it), or while the fault that took the frame works on it: resident pages and spare
@@ -33,8 +35,8 @@ use crate::page::{PageId, PageRun};
 use crate::sys::SpareMode;
 
 impl Pager {
-    /// Move the victims of `batch` (sorted by page) that have no neighbour in it to their
-    /// frames' spare slots, while the gate is open. A run of neighbours is write-protected
+    /// Move the victims of `batch` (sorted by page) that have no neighbour in it and are not
+    /// clean to their frames' spare slots, while the gate is open. A run of neighbours is write-protected
     /// and freed in one call each instead: its frames are seldom neighbours too, and a move a
     /// page would cost more system calls. A victim that could not move keeps
     /// `stashed == false`, for the write-protect path.
@@ -48,9 +50,19 @@ impl Pager {
                 .next()
                 .expect("a victim starts a run");
             let v = batch[at];
-            if run.count == 1 && (v.frame as usize) < self.backend.spare_slots() {
-                // A single page: it moved entirely or not at all.
-                match self.backend.stash(run, v.frame) {
+            // A clean victim stays: it is freed without encoding anyway, and a clean page
+            // the kernel swapped out keeps its write-protect bit in the swap entry, which
+            // would travel with it into the slot.
+            if run.count == 1
+                && v.entry.is_none()
+                && (v.frame as usize) < self.backend.spare_slots()
+            {
+                // A single page: it moved entirely or not at all. Timed like the moves back:
+                // both cost a TLB flush.
+                let started = std::time::Instant::now();
+                let stashed = self.backend.stash(run, v.frame);
+                self.spare_gate.moved(started.elapsed());
+                match stashed {
                     Ok(()) => batch[at].stashed = true,
                     Err((_, e)) => debug_assert_ne!(
                         e,
@@ -65,12 +77,23 @@ impl Pager {
         Ok(())
     }
 
-    /// Move every stashed victim of `batch` back into place (a failed eviction).
-    pub(super) fn unstash_victims(&self, batch: &[Victim]) -> Result<(), Failure> {
+    /// Move every stashed victim of `batch` back into place (a failed eviction); where a move
+    /// fails, copy the page back (through `scratch`, a page) and drop its spare page.
+    pub(super) fn unstash_victims(
+        &self,
+        batch: &[Victim],
+        scratch: &mut [u8],
+    ) -> Result<(), Failure> {
         for v in batch.iter().filter(|v| v.stashed) {
-            self.backend
-                .unstash(PageRun::one(v.page), v.frame)
-                .map_err(|(_, e)| failed("moving a page back into place")(e))?;
+            let run = PageRun::one(v.page);
+            if self.backend.unstash(run, v.frame).is_err() {
+                self.backend
+                    .with_spare(v.frame, &mut |slot| scratch.copy_from_slice(slot));
+                self.backend
+                    .fill(run, Some(scratch))
+                    .map_err(failed("copying a page back into place"))?;
+                self.drop_spare(v.frame)?;
+            }
         }
         Ok(())
     }
@@ -138,7 +161,7 @@ const SLOW_STREAK: u32 = 3;
 /// again (the other threads stopped).
 const PAUSE: u32 = 4096;
 
-/// Whether evictions move pages to spare slots now. Moving a page back costs a TLB flush,
+/// Whether evictions move pages to spare slots now. Moving a page (either way) costs a TLB flush,
 /// which is local and cheap while the process runs on one processor but interrupts every
 /// other processor that runs one of its threads: `bench --workload rand --threads 2` on this
 /// VM went from 10.0 to 27.3 µs p50 and 29.6 to 46.3 µs mean with spares always used. So the
@@ -172,7 +195,7 @@ impl SpareGate {
             .is_err()
     }
 
-    /// A page moved back in `took`.
+    /// A page moved (out or back) in `took`.
     fn moved(&self, took: Duration) {
         if took < SLOW_MOVE {
             self.slow.store(0, Relaxed);

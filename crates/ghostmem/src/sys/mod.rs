@@ -162,8 +162,9 @@ pub(crate) trait Backend: Send + Sync {
     /// `None`: zeros) and make them accessible.
     fn fill(&self, run: PageRun, contents: Option<&[u8]>) -> rustix::io::Result<()>;
     /// Whether loads of a revoked page run without a fault (the userfaultfd backend's
-    /// write-protection; the mprotect backend revokes all access). Readahead keeps pages clean
-    /// (see `pager/clean.rs`) only where they do: elsewhere every load would fault.
+    /// write-protection; the mprotect backend revokes all access). Sequential streams bring
+    /// pages in clean (see `pager/clean.rs`) only where they do: elsewhere every load would
+    /// fault.
     fn revoked_pages_are_readable(&self) -> bool {
         false
     }

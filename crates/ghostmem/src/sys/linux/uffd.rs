@@ -21,7 +21,8 @@
 //! so faults of several threads proceed at once.
 //!
 //! Limits: a system call that touches a hole fails with `EFAULT` (user-mode-only and SIGBUS
-//! mode never serve faults taken inside the kernel), as with the signal backend.
+//! mode never serve faults taken inside the kernel), as with the signal backend; so does one
+//! that writes into a write-protected page (a clean page, see `pager/clean.rs`).
 //!
 //! **Thread mode** (kernel access, [`crate::FaultBackend::UserfaultfdThread`]): the descriptor
 //! is created without `UFFD_USER_MODE_ONLY` and without SIGBUS mode, so the kernel queues every
@@ -154,8 +155,9 @@ pub(crate) struct Userfaultfd {
     spares: Option<Spares>,
 }
 
-/// Spare slots: a second private anonymous mapping, one page-sized slot per arena page,
-/// registered with the same userfaultfd (a `UFFDIO_MOVE` destination must be). The pager keeps
+/// Spare slots: a second private anonymous mapping, as many page-sized slots as the arena has
+/// pages (the pager uses the first `budget` of them: a slot per CLOCK frame), registered with
+/// the same userfaultfd (a `UFFDIO_MOVE` destination must be). The pager keeps
 /// in a frame's slot the memory of the page it last evicted from that frame, and moves it back
 /// under the next page the frame takes: eviction and restore then neither free, allocate,
 /// charge nor copy a page (see `pager/spare.rs`).
@@ -253,14 +255,30 @@ impl SpareMode {
     }
 }
 
-/// Register `area` with `uffd` in MISSING and write-protect modes.
-fn register(uffd: &OwnedFd, area: &Arena) -> io::Result<()> {
+impl Spares {
+    /// Map `len` bytes of slots and register them with `uffd` (a move's destination must be
+    /// registered), in MISSING mode only: a page moved into a slot may carry the arena's
+    /// write-protect bit (a swapped-out page keeps it in its swap entry), which must not
+    /// make the slot's next write fault.
+    fn new(uffd: &OwnedFd, len: usize) -> io::Result<Spares> {
+        let area =
+            Arena::new(len, Backing::Anonymous).map_err(|e| io::Error::other(e.to_string()))?;
+        register(uffd, &area, UFFDIO_REGISTER_MODE_MISSING)?;
+        Ok(Spares {
+            area,
+            refused: AtomicBool::new(false),
+        })
+    }
+}
+
+/// Register `area` with `uffd` in `mode`.
+fn register(uffd: &OwnedFd, area: &Arena, mode: u64) -> io::Result<()> {
     let mut reg = UffdioRegister {
         range: UffdioRange {
             start: area.base() as u64,
             len: area.len() as u64,
         },
-        mode: UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+        mode,
         ioctls: 0,
     };
     // SAFETY: UFFDIO_REGISTER reads and writes a `struct uffdio_register`; the range is our own
@@ -370,21 +388,19 @@ impl Userfaultfd {
             step: "creating the arena",
             source: io::Error::other(e.to_string()),
         })?;
-        register(&uffd, &arena).map_err(fail("ioctl(UFFDIO_REGISTER: missing + write-protect)"))?;
-        let spares = if moves {
-            // Both mappings alike (`UFFDIO_MOVE` wants the same protection and flags).
-            let area = Arena::new(len, Backing::Anonymous).map_err(|e| Unavailable {
-                step: "creating the spare slots",
-                source: io::Error::other(e.to_string()),
-            })?;
-            register(&uffd, &area).map_err(fail("ioctl(UFFDIO_REGISTER: spare slots)"))?;
-            Some(Spares {
-                area,
-                refused: AtomicBool::new(false),
+        register(
+            &uffd,
+            &arena,
+            UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+        )
+        .map_err(fail("ioctl(UFFDIO_REGISTER: missing + write-protect)"))?;
+        // Without its spare slots the backend works as on a kernel without moves.
+        let spares = moves.then(|| Spares::new(&uffd, len)).and_then(|made| {
+            made.map_err(|e| {
+                tracing::info!(error = %e, "no spare slots; evicted pages' memory is freed");
             })
-        } else {
-            None
-        };
+            .ok()
+        });
         Ok(Userfaultfd {
             arena,
             zeros: vec![0; page_size()].into_boxed_slice(),
@@ -741,7 +757,8 @@ impl Backend for Userfaultfd {
     fn with_spare(&self, slot: u32, f: &mut dyn FnMut(&mut [u8])) {
         let addr = self.slot_addr(slot, 1);
         // SAFETY: the slot lies inside the spare mapping (checked by `slot_addr`); the caller
-        // owns it (the pager gives each slot to one fault at a time, through its frame) and it
+        // owns it (the pager gives each slot, through its frame, to one fault or background
+        // eviction at a time) and it
         // holds a page, so the bytes are initialized, nobody else reads or writes them while
         // `f` runs, and the slice does not outlive this call.
         let page = unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, page_size()) };
