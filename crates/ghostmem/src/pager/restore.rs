@@ -405,12 +405,12 @@ impl Pager {
         // is filled write-protected in the same call instead (a page moved in is writable
         // until write-protected: a store in between would be lost), and the spare page goes.
         let spare = plan.spare || victims.iter().any(|v| v.frame == plan.frame && v.stashed);
-        if spare && plan.clean.is_some() {
-            self.drop_spare(plan.frame)?;
-        }
         if spare && plan.clean.is_none() {
             self.fill_from_spare(page, plan.frame, work, plan.source)?;
         } else {
+            if spare {
+                self.drop_spare(plan.frame)?;
+            }
             let contents = decode(work, plan.source)?;
             match (plan.clean, contents) {
                 (Some(_), Some(contents)) => {

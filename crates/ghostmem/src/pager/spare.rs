@@ -85,14 +85,13 @@ impl Pager {
         scratch: &mut [u8],
     ) -> Result<(), Failure> {
         for v in batch.iter().filter(|v| v.stashed) {
-            let run = PageRun::one(v.page);
-            if self.backend.unstash(run, v.frame).is_err() {
-                self.backend
-                    .with_spare(v.frame, &mut |slot| scratch.copy_from_slice(slot));
-                self.backend
-                    .fill(run, Some(scratch))
-                    .map_err(failed("copying a page back into place"))?;
-                self.drop_spare(v.frame)?;
+            if self.backend.unstash(PageRun::one(v.page), v.frame).is_err() {
+                self.copy_in_spare(
+                    v.page,
+                    v.frame,
+                    scratch,
+                    failed("copying a page back into place"),
+                )?;
             }
         }
         Ok(())
@@ -132,15 +131,25 @@ impl Pager {
         self.spare_gate.moved(started.elapsed());
         match moved {
             Ok(()) => Ok(()),
-            Err(_) => {
-                self.backend
-                    .with_spare(frame, &mut |slot| scratch.copy_from_slice(slot));
-                self.backend
-                    .fill(run, Some(scratch))
-                    .map_err(super::restore::fill_failed)?;
-                self.drop_spare(frame)
-            }
+            Err(_) => self.copy_in_spare(page, frame, scratch, super::restore::fill_failed),
         }
+    }
+
+    /// Where moving the spare page of `frame` under `page` failed: fill `page` with a copy of
+    /// it (through `scratch`, a page), reporting a failed fill with `fail`, and drop it.
+    fn copy_in_spare(
+        &self,
+        page: PageId,
+        frame: Frame,
+        scratch: &mut [u8],
+        fail: impl FnOnce(rustix::io::Errno) -> Failure,
+    ) -> Result<(), Failure> {
+        self.backend
+            .with_spare(frame, &mut |slot| scratch.copy_from_slice(slot));
+        self.backend
+            .fill(PageRun::one(page), Some(scratch))
+            .map_err(fail)?;
+        self.drop_spare(frame)
     }
 
     /// Free the spare page of `frame`, which the caller took with the frame and does not use.
