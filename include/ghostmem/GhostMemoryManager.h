@@ -103,7 +103,7 @@ struct GhostMemoryStats {
     std::uint64_t first_touches = 0;        ///< Never-touched pages given zero contents.
     std::uint64_t evictions = 0;            ///< Pages evicted since start.
     std::uint64_t restores = 0;             ///< Pages restored since start.
-    std::uint64_t allocated_pages = 0;      ///< Pages held by live allocations.
+    std::uint64_t allocated_pages = 0;      ///< Pages held by live allocations (and at most one kept empty slab per size class while any allocation is live).
     std::uint64_t allocated_bytes = 0;      ///< Bytes requested by live allocations.
     std::uint64_t invalid_frees = 0;        ///< Refused deallocations since start.
     std::uint64_t disk_file_bytes = 0;      ///< Size of the swap file (disk backing).

@@ -171,7 +171,7 @@ typedef struct ghostmem_stats {
                                         or ahead of one: readahead_pages). */
     uint64_t evictions;            /**< Pages evicted (counter). */
     uint64_t restores;             /**< Evicted pages brought back (counter). */
-    uint64_t allocated_pages;      /**< Pages of address space held by live allocations. */
+    uint64_t allocated_pages;      /**< Pages of address space held by live allocations (and at most one kept empty slab per size class while any allocation is live). */
     uint64_t live_allocations;     /**< Live allocations. */
     uint64_t live_bytes;           /**< Usable bytes of live allocations (their size class or
                                         whole pages: ghostmem_usable_size()). */

@@ -10,8 +10,12 @@
 //!   is served from slabs: runs of pages holding slots of that class. A slab spans the fewest
 //!   pages that its slots fill exactly (the least common multiple of the page size and the
 //!   class size), so no slab has a tail it cannot use; with the classes above that is at most 7
-//!   pages for any page size. A slab is released (RAM and stored data freed) when its last slot
-//!   is freed. Before that, its free slots are zeroed each time its live slots fall to half its
+//!   pages for any page size. When a slab's last slot is freed, the class keeps it for its next
+//!   allocation if it keeps no other empty slab, else the slab is released (RAM and stored data
+//!   freed); the kept slabs are released too once the heap holds no allocation at all. A
+//!   program that allocates and frees one block at a time (SQLite does, for every row it
+//!   inserts) would otherwise release a slab and fault a fresh page in for every block. Before
+//!   a slab empties, its free slots are zeroed each time its live slots fall to half its
 //!   capacity, a quarter, an eighth and so on ([`Pager::scrub`]: in place if the page is
 //!   resident, in the stored block if it is evicted), so that an evicted slab page costs the
 //!   store about what its live slots would, not what it held when it was full.
@@ -172,6 +176,9 @@ struct ClassSlabs {
     vacant: Vec<u32>,
     /// The first pages of the class's slabs that have both live and free slots.
     partial: Vec<u32>,
+    /// The first page of a slab with no live slot, kept for the class's next allocation (in
+    /// no partial list; its number and pages stay allocated).
+    kept: Option<u32>,
 }
 
 /// A slab that is in no partial list.
@@ -187,6 +194,7 @@ impl ClassSlabs {
             used: Vec::new(),
             vacant: Vec::new(),
             partial: Vec::new(),
+            kept: None,
         }
     }
 
@@ -396,6 +404,8 @@ struct HeapState {
     /// Page runs: first page -> requested size.
     large: HashMap<u32, usize>,
     tags: Vec<u8>,
+    /// Live allocations (slots and runs): when it falls to 0, the kept empty slabs go too.
+    live: usize,
 }
 
 impl HeapState {
@@ -468,6 +478,7 @@ impl Heap {
                 slab_of: vec![0; pages],
                 large: HashMap::new(),
                 tags: vec![tag::NEVER; pages],
+                live: 0,
             }),
         }
     }
@@ -511,6 +522,7 @@ impl Heap {
             st.tags[first as usize + 1..(first + count) as usize].fill(tag::RUN_BODY);
             (base + first as usize * page, count as usize * page)
         };
+        st.live += 1;
         add(&pager.counters.live_allocations, 1);
         add(&pager.counters.live_bytes, usable as u64);
         Ok(NonNull::new(addr as *mut u8).expect("arena addresses are non-null"))
@@ -525,6 +537,14 @@ impl Heap {
                 .expect("slabs in a partial list have a free slot");
             if slabs.is_full(n) {
                 slabs.unlist(n, &st.slab_of);
+            }
+            return Ok((head, slot));
+        }
+        if let Some(head) = slabs.kept.take() {
+            let n = slab_number(&st.slab_of, head);
+            let slot = slabs.take(n).expect("a kept slab is empty");
+            if !slabs.is_full(n) {
+                slabs.list(n, head);
             }
             return Ok((head, slot));
         }
@@ -607,13 +627,12 @@ impl Heap {
                 let live = slabs.live[n as usize];
                 if live == 0 {
                     slabs.unlist(n, &st.slab_of);
-                    slabs.remove(n);
-                    st.slab_of[head as usize] = 0;
-                    let pages = classes()[usize::from(class)].slab_pages;
-                    Some(PageRun {
-                        first: PageId(head),
-                        count: u32::try_from(pages).expect("at most MAX_SLAB_PAGES"),
-                    })
+                    if slabs.kept.is_none() {
+                        slabs.kept = Some(head);
+                        None
+                    } else {
+                        Some(Self::drop_slab(st, class, head))
+                    }
                 } else {
                     if scrub_at(live, slabs.slots) {
                         Self::scrub(pager, head, class, |i| slabs.is_used(n, i));
@@ -630,10 +649,33 @@ impl Heap {
                 })
             }
         };
+        st.live -= 1;
         sub(&pager.counters.live_allocations, 1);
         sub(&pager.counters.live_bytes, usable as u64);
         if let Some(run) = released {
             Self::give_back(st, pager, run);
+        }
+        if st.live == 0 {
+            for class in 0..st.slabs.len() {
+                if let Some(head) = st.slabs[class].kept.take() {
+                    let class = u8::try_from(class).expect("classes fit in u8");
+                    let run = Self::drop_slab(st, class, head);
+                    Self::give_back(st, pager, run);
+                }
+            }
+        }
+    }
+
+    /// Forget the empty slab of `class` at `head` (in no partial list, not kept) and return
+    /// its pages, for [`Heap::give_back`].
+    fn drop_slab(st: &mut HeapState, class: u8, head: u32) -> PageRun {
+        let n = slab_number(&st.slab_of, head);
+        st.slabs[usize::from(class)].remove(n);
+        st.slab_of[head as usize] = 0;
+        let pages = classes()[usize::from(class)].slab_pages;
+        PageRun {
+            first: PageId(head),
+            count: u32::try_from(pages).expect("at most MAX_SLAB_PAGES"),
         }
     }
 

@@ -50,7 +50,9 @@ macro_rules! __stats_fields {
             /// Evicted pages brought back (by their own fault, or ahead of it: see
             /// `readahead_pages`).
             restores: counter,
-            /// Pages of address space handed out to live allocations.
+            /// Pages of address space handed out to live allocations, and to the empty slabs
+            /// the heap keeps for reuse (at most one per size class; none once no allocation is
+            /// live).
             allocated_pages: counter,
             /// Live allocations.
             live_allocations: counter,
