@@ -113,6 +113,8 @@ struct GhostMemoryStats {
     std::uint64_t fault_backend = 0; ///< GHOSTMEM_BACKEND_USERFAULTFD (1), _MPROTECT (2), _THREAD (3).
     std::uint64_t readahead_pages = 0; ///< Pages brought in ahead of use (also in restores or first_touches).
     std::uint64_t spare_pages = 0; ///< Evicted pages' memory kept in free frames for the next pages.
+    std::uint64_t sampled_pages = 0; ///< Resident pages write-protected by the CLOCK to see whether they are still stored to.
+    std::uint64_t sample_faults = 0; ///< Faults on sampled pages that were stored to (also in faults).
 };
 
 /**
@@ -214,6 +216,8 @@ public:
         out.fault_backend = s.fault_backend;
         out.readahead_pages = s.readahead_pages;
         out.spare_pages = s.spare_pages;
+        out.sampled_pages = s.sampled_pages;
+        out.sample_faults = s.sample_faults;
         return out;
     }
 

@@ -188,6 +188,11 @@ typedef struct ghostmem_stats {
     uint64_t spare_pages;          /**< Memory of evicted pages kept in free frames of the
                                         budget for the next pages to come in; resident_pages +
                                         spare_pages <= budget_pages. */
+    uint64_t sampled_pages;        /**< Resident pages the CLOCK write-protected when it took
+                                        their last chance, to see whether they are stored to
+                                        (userfaultfd backend only). */
+    uint64_t sample_faults;        /**< Faults on sampled pages that were stored to (also in
+                                        faults). */
 } ghostmem_stats_t;
 
 /** ghostmem_stats_t::fault_backend: userfaultfd in SIGBUS mode (the default where allowed). */

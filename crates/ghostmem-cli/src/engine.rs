@@ -210,6 +210,8 @@ pub fn stats_json(stats: &Stats) -> Map<String, Value> {
         ("restores", stats.restores),
         ("readahead_pages", stats.readahead_pages),
         ("spare_pages", stats.spare_pages),
+        ("sampled_pages", stats.sampled_pages),
+        ("sample_faults", stats.sample_faults),
         ("resident_pages", stats.resident_pages),
         ("evicted_pages", stats.evicted_pages),
         ("zero_pages", stats.zero_pages),

@@ -18,6 +18,13 @@ pub const BACKEND_ENV: &str = "GHOSTMEM_BACKEND";
 /// `auto` (with a `tracing` warning).
 pub const SPARES_ENV: &str = "GHOSTMEM_SPARES";
 
+/// The environment variable that turns access sampling off (`off`; anything else, or unset,
+/// leaves it on): the CLOCK write-protecting the resident pages that have shown they are in
+/// use when it takes their last chance, to see whether they are stored to before it comes
+/// back (`Stats::sampled_pages`, `Stats::sample_faults`; the userfaultfd backend only). For
+/// measuring what sampling gains; read when an instance is created.
+pub const SAMPLING_ENV: &str = "GHOSTMEM_SAMPLING";
+
 /// The backend `GHOSTMEM_BACKEND` asks for, if it names one.
 fn backend_from_env() -> Option<FaultBackend> {
     let value = std::env::var_os(BACKEND_ENV)?;

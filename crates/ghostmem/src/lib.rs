@@ -17,7 +17,7 @@ mod sys;
 
 pub use config::{
     BACKEND_ENV, Config, ConfigBuilder, DEFAULT_ADDRESS_SPACE, DEFAULT_MAX_MEMORY_PAGES,
-    MAX_PAGES_ENV, MIN_MAX_MEMORY_PAGES, SPARES_ENV, default_max_memory_pages,
+    MAX_PAGES_ENV, MIN_MAX_MEMORY_PAGES, SAMPLING_ENV, SPARES_ENV, default_max_memory_pages,
 };
 pub use error::{ConfigError, Error, FreeError, PinError};
 pub use global::GhostGlobal;

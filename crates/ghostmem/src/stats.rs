@@ -81,6 +81,13 @@ macro_rules! __stats_fields {
             /// spare pages together never exceed the budget (a snapshot taken while a fault
             /// commits may see one updated before the other).
             spare_pages: counter,
+            /// Resident pages the CLOCK sampled: write-protected when the hand took their last
+            /// chance, to see whether they are stored to before it comes back (the userfaultfd
+            /// backend; 0 on the mprotect backend).
+            sampled_pages: counter,
+            /// Faults on sampled pages that were stored to (counted in `faults` too): each gave
+            /// its page write access and a chance back.
+            sample_faults: counter,
         }
     };
 }

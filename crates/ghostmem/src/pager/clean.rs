@@ -11,7 +11,8 @@
 //!
 //!   load of a Clean page           no fault
 //!   store to a Clean page          fault → lock: unrevoke, remove the block → Resident
-//!   pin, scrub, store replaced     the same first (a pinned page may be written by the kernel)
+//!   pin, scrub, store replaced     the same first (a pinned page may be written by the kernel;
+//!                                  a sampled page, `sample.rs`, gets write access back too)
 //!   Clean chosen as victim         Evicting → discard → Stored with the kept block (never
 //!                                  moved to a spare slot)
 //!   release                        the block is removed with the page
@@ -33,9 +34,13 @@ use crate::page::{PageId, PageRun};
 
 impl Pager {
     /// Make `page` writable if it is `Clean` (pager lock held): give it write access back and
-    /// remove its kept block; it becomes `Resident` in the same frame. Other entries are left
-    /// alone. On failure the page is still `Clean`.
+    /// remove its kept block; it becomes `Resident` in the same frame. A sampled page (see
+    /// `sample.rs`) gets its write access back too. Other entries are left alone. On failure
+    /// the page is as it was.
     pub(super) fn make_writable(&self, st: &mut State, page: PageId) -> Result<(), Failure> {
+        if let Entry::Resident { frame } = st.table.get(page) {
+            return self.unsample(st, page, frame);
+        }
         let Entry::Clean {
             frame, block, len, ..
         } = st.table.get(page)

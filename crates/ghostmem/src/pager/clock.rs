@@ -7,7 +7,9 @@
 //! for a page brought in by a fault (it survives one sweep of the hand), none for a page read
 //! ahead, and [`HOT`] for a page that comes back soon after it was evicted (see
 //! `Pager::chances_for`): the kernel's refault distance, which tells the pages in use from
-//! the rest without seeing their accesses.
+//! the rest without seeing their accesses. Where the backend allows, those pages are also
+//! sampled when their chances run out (see `sample.rs`): a store before the hand returns
+//! gives them their chances back.
 
 use super::table::Frame;
 use crate::page::PageId;
@@ -27,6 +29,12 @@ pub(super) struct Clock {
     spare: Box<[bool]>,
     /// How many are set in `spare`.
     spares: usize,
+    /// Per frame: its page is sampled (see `sample.rs`): write-protected to see whether it is
+    /// stored to.
+    sampled: Box<[bool]>,
+    /// Per frame: its page showed it is in use since it came in: it came back soon after its
+    /// eviction, or was stored to while sampled. Only those pages are sampled.
+    earned: Box<[bool]>,
     free: Vec<Frame>,
     hand: usize,
 }
@@ -39,6 +47,8 @@ impl Clock {
             chances: vec![0; frames].into_boxed_slice(),
             spare: vec![false; frames].into_boxed_slice(),
             spares: 0,
+            sampled: vec![false; frames].into_boxed_slice(),
+            earned: vec![false; frames].into_boxed_slice(),
             free: (0..n).rev().collect(),
             hand: 0,
         }
@@ -56,8 +66,14 @@ impl Clock {
 
     /// Pick the frame to reuse when every frame is occupied: the first frame without chances
     /// left whose page `evictable` accepts. `None` when `HOT + 1` sweeps find none (every page
-    /// is being brought in by some fault).
-    pub fn victim(&mut self, evictable: impl Fn(PageId) -> bool) -> Option<(Frame, PageId)> {
+    /// is being brought in by some fault). A page that has shown it is in use (`earned`) is
+    /// offered to `sample` before it is picked: if `sample` takes it (the pager will
+    /// write-protect it, see `sample.rs`), it is marked sampled and passed once more.
+    pub fn victim(
+        &mut self,
+        evictable: impl Fn(PageId) -> bool,
+        mut sample: impl FnMut(PageId) -> bool,
+    ) -> Option<(Frame, PageId)> {
         let n = self.pages.len();
         for _ in 0..(usize::from(HOT) + 1) * n + 1 {
             let frame = self.hand;
@@ -68,6 +84,11 @@ impl Clock {
             }
             if self.chances[frame] > 0 {
                 self.chances[frame] -= 1;
+                continue;
+            }
+            if self.earned[frame] && !self.sampled[frame] && sample(PageId(page)) {
+                // Sampling is a page's last chance: the hand passes it once more.
+                self.sampled[frame] = true;
                 continue;
             }
             return Some((
@@ -87,12 +108,16 @@ impl Clock {
     pub fn occupy_with(&mut self, frame: Frame, page: PageId, chances: u8) {
         self.pages[frame as usize] = page.0;
         self.chances[frame as usize] = chances.min(HOT);
+        self.sampled[frame as usize] = false;
+        self.earned[frame as usize] = chances > 1;
     }
 
     /// Free `frame`; `spare`: its spare slot holds a page (the evicted page's memory).
     pub fn vacate(&mut self, frame: Frame, spare: bool) {
         self.pages[frame as usize] = EMPTY;
         self.chances[frame as usize] = 0;
+        self.sampled[frame as usize] = false;
+        self.earned[frame as usize] = false;
         self.spare[frame as usize] = spare;
         self.spares += usize::from(spare);
         // `free` was allocated with one place per frame, so this never allocates.
@@ -103,6 +128,30 @@ impl Clock {
     pub fn touch(&mut self, frame: Frame) {
         let c = &mut self.chances[frame as usize];
         *c = (*c).max(1);
+    }
+
+    /// The chances of the page in `frame`.
+    #[cfg(test)]
+    pub fn chances(&self, frame: Frame) -> u8 {
+        self.chances[frame as usize]
+    }
+
+    /// Whether the page in `frame` is sampled (see `sample.rs`).
+    pub fn sampled(&self, frame: Frame) -> bool {
+        self.sampled[frame as usize]
+    }
+
+    /// Mark the page in `frame` sampled, or no longer.
+    pub fn set_sampled(&mut self, frame: Frame, on: bool) {
+        self.sampled[frame as usize] = on;
+    }
+
+    /// The page in `frame`, sampled, was stored to: it is in use, as a page that came back
+    /// soon after its eviction is.
+    pub fn in_use(&mut self, frame: Frame) {
+        self.sampled[frame as usize] = false;
+        self.earned[frame as usize] = true;
+        self.chances[frame as usize] = HOT;
     }
 
     /// Frames in the ring (the budget).
@@ -125,13 +174,28 @@ impl Clock {
         self.pages.len() - self.free.len()
     }
 
-    /// The occupied frames in hand order, starting at the hand: `(page, chances)`.
-    pub fn in_hand_order(&self) -> impl Iterator<Item = (PageId, u8)> + '_ {
+    /// The occupied frames in hand order, starting at the hand.
+    pub fn in_hand_order(&self) -> impl Iterator<Item = Frame> + '_ {
         let n = self.pages.len();
         (0..n)
             .map(move |i| (self.hand + i) % n)
             .filter(|&f| self.pages[f] != EMPTY)
-            .map(|f| (PageId(self.pages[f]), self.chances[f]))
+            .map(|f| u32::try_from(f).expect("frames fit in u32"))
+    }
+
+    /// Put the page of `old`'s frame `from` in the free frame `to`, with its chances and
+    /// marks (for a ring rebuilt at another size).
+    pub fn occupy_from(&mut self, to: Frame, old: &Clock, from: Frame) {
+        let (t, f) = (to as usize, from as usize);
+        self.pages[t] = old.pages[f];
+        self.chances[t] = old.chances[f];
+        self.sampled[t] = old.sampled[f];
+        self.earned[t] = old.earned[f];
+    }
+
+    /// The page in `frame` (an occupied one).
+    pub fn page(&self, frame: Frame) -> PageId {
+        PageId(self.pages[frame as usize])
     }
 }
 
@@ -148,11 +212,11 @@ mod tests {
         }
         assert_eq!(c.take_free(), None);
         // One chance each: the first sweep spends them, the second picks frame 0.
-        let (frame, page) = c.victim(|_| true).unwrap();
+        let (frame, page) = c.victim(|_| true, |_| false).unwrap();
         assert_eq!((frame, page), (0, PageId(0)));
         c.occupy(frame, PageId(10));
         // Frame 0 has its chance again; frames 1 and 2 spent theirs: frame 1 goes next.
-        assert_eq!(c.victim(|_| true), Some((1, PageId(1))));
+        assert_eq!(c.victim(|_| true, |_| false), Some((1, PageId(1))));
         c.vacate(2, false);
         assert_eq!(c.take_free(), Some((2, false)));
         assert_eq!(c.resident(), 3);
@@ -165,8 +229,11 @@ mod tests {
             let s = c.take_free().unwrap().0;
             c.occupy(s, PageId(p));
         }
-        assert_eq!(c.victim(|p| p == PageId(2)), Some((2, PageId(2))));
-        assert_eq!(c.victim(|_| false), None);
+        assert_eq!(
+            c.victim(|p| p == PageId(2), |_| false),
+            Some((2, PageId(2)))
+        );
+        assert_eq!(c.victim(|_| false, |_| false), None);
     }
 
     #[test]
@@ -177,8 +244,11 @@ mod tests {
             c.occupy(s, PageId(p));
         }
         // Frames 0..2 hold pages 0..2; the hand moves past frame 0 (spending its chance).
-        assert_eq!(c.victim(|p| p != PageId(0)), Some((1, PageId(1))));
-        let order: Vec<_> = c.in_hand_order().map(|(p, _)| p.0).collect();
+        assert_eq!(
+            c.victim(|p| p != PageId(0), |_| false),
+            Some((1, PageId(1)))
+        );
+        let order: Vec<_> = c.in_hand_order().map(|f| c.page(f).0).collect();
         assert_eq!(order, vec![2, 0, 1]);
     }
 
@@ -203,17 +273,18 @@ mod tests {
         }
         c.occupy_with(0, PageId(0), 0);
         c.occupy_with(1, PageId(1), 0);
-        let flags: Vec<_> = c.in_hand_order().map(|(_, r)| r).collect();
+        let flags: Vec<_> = c.in_hand_order().map(|f| c.chances(f)).collect();
         assert_eq!(flags, vec![0, 0]);
         // Frame 0 touched, frame 1 not: frame 1 goes first, frame 0's chance is spent.
         c.touch(0);
-        assert_eq!(c.in_hand_order().next(), Some((PageId(0), 1)));
-        assert_eq!(c.victim(|_| true), Some((1, PageId(1))));
-        assert_eq!(c.in_hand_order().next(), Some((PageId(0), 0)));
+        let first = |c: &Clock| c.in_hand_order().next().map(|f| (c.page(f), c.chances(f)));
+        assert_eq!(first(&c), Some((PageId(0), 1)));
+        assert_eq!(c.victim(|_| true, |_| false), Some((1, PageId(1))));
+        assert_eq!(first(&c), Some((PageId(0), 0)));
         // A touch never takes chances away.
         c.occupy_with(0, PageId(0), HOT);
         c.touch(0);
-        assert_eq!(c.in_hand_order().next(), Some((PageId(0), HOT)));
+        assert_eq!(first(&c), Some((PageId(0), HOT)));
     }
 
     #[test]
@@ -227,7 +298,11 @@ mod tests {
             // Only the last frame may go, and it has every chance: the hand passes it HOT
             // times to spend them and once more to pick it, (HOT + 1) n steps.
             let last = PageId(n - 1);
-            assert_eq!(c.victim(|p| p == last), Some((n - 1, last)), "{n} frames");
+            assert_eq!(
+                c.victim(|p| p == last, |_| false),
+                Some((n - 1, last)),
+                "{n} frames"
+            );
         }
     }
 
@@ -243,7 +318,7 @@ mod tests {
             c.free.clear();
             let mut order = Vec::new();
             for round in 0..4u32 {
-                let (frame, page) = c.victim(|_| true).unwrap();
+                let (frame, page) = c.victim(|_| true, |_| false).unwrap();
                 order.push(page.0);
                 c.occupy(frame, PageId(100 + round));
             }

@@ -21,8 +21,10 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
 use super::evict::Victim;
+use super::restore::SAMPLES;
 use super::table::Entry;
 use super::{Failure, Pager};
+use crate::page::PageId;
 
 /// Budgets below this have no background eviction.
 pub(super) const MIN_BUDGET: usize = 64;
@@ -94,14 +96,35 @@ impl Pager {
         let compress = {
             let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let st = &mut *st;
+            let mut samples = [PageId(0); SAMPLES];
+            let mut sampling = 0;
+            let mut was = [Entry::Free; BATCH];
             while batch.len() < want.min(BATCH) {
                 let table = &st.table;
-                let Some((frame, victim)) = st.clock.victim(|p| table.is_evictable(p)) else {
+                let Some((frame, victim)) = st.clock.victim(
+                    |p| table.is_evictable(p),
+                    |p| {
+                        let take = self.sampling && sampling < SAMPLES;
+                        if take {
+                            samples[sampling] = p;
+                            sampling += 1;
+                        }
+                        take
+                    },
+                ) else {
                     break;
                 };
-                let kept = st.table.get(victim).kept_block();
+                let entry = st.table.get(victim);
+                was[batch.len()] = entry;
                 st.table.set(victim, Entry::Evicting);
-                batch.push(Victim::new(victim, frame, kept));
+                batch.push(Victim::new(victim, frame, entry.kept_block()));
+            }
+            if let Err(f) = self.sample(st, &mut samples[..sampling], &batch) {
+                // Nothing happened to the victims yet.
+                for (v, &entry) in batch.iter().zip(&was) {
+                    st.table.set(v.page, entry);
+                }
+                return Err(f);
             }
             st.in_flight += batch.len();
             st.compress

@@ -21,6 +21,7 @@ mod evictor;
 mod pin;
 mod readahead;
 mod restore;
+mod sample;
 mod scratch;
 mod scrub;
 mod spare;
@@ -151,6 +152,8 @@ pub(crate) struct Pager {
     settled: Epoch,
     /// Whether evictions move pages to spare slots now (see `spare.rs`).
     spare_gate: spare::SpareGate,
+    /// Whether the CLOCK samples resident pages (see `sample.rs`).
+    sampling: bool,
 }
 
 /// The pager lock taken from ordinary code with no fault in progress: signals blocked first,
@@ -180,6 +183,8 @@ impl Pager {
             BackendKind::Userfaultfd | BackendKind::UserfaultfdThread => FaultSignal::Userfault,
             BackendKind::Mprotect => FaultSignal::Protection,
         };
+        let sampling = backend.revoked_pages_are_readable()
+            && std::env::var_os(crate::SAMPLING_ENV).is_none_or(|v| v != "off");
         Ok(Pager {
             state: Mutex::new(State {
                 table: Table::new(pages),
@@ -201,6 +206,7 @@ impl Pager {
             wakeup: Wakeup::default(),
             settled: Epoch::default(),
             spare_gate: spare::SpareGate::new(crate::sys::SpareMode::from_env()),
+            sampling,
         })
     }
 
@@ -269,7 +275,7 @@ impl Pager {
             let table = &st.table;
             let (frame, victim) = st
                 .clock
-                .victim(|p| table.is_evictable(p))
+                .victim(|p| table.is_evictable(p), |_| false)
                 .expect("with no fault in progress every unpinned page is evictable");
             self.evict_locked(st, &mut scratch.work, victim)?;
             st.clock.vacate(frame, false);
@@ -283,9 +289,10 @@ impl Pager {
                 source: std::io::Error::from(e),
             })?;
         let mut clock = Clock::new(budget);
-        for (page, chances) in st.clock.in_hand_order() {
+        for from in st.clock.in_hand_order() {
+            let page = st.clock.page(from);
             let (frame, _) = clock.take_free().expect("resident pages fit the new ring");
-            clock.occupy_with(frame, page, chances);
+            clock.occupy_from(frame, &st.clock, from);
             let moved = st.table.get(page).in_frame(frame);
             st.table.set(page, moved);
         }
@@ -798,8 +805,8 @@ mod tests {
             let st = pager.state.lock().unwrap();
             st.clock
                 .in_hand_order()
-                .find(|&(q, _)| q == page)
-                .map(|(_, c)| c)
+                .find(|&f| st.clock.page(f) == page)
+                .map(|f| st.clock.chances(f))
         };
         // Page 0 comes in, then enough others to evict it.
         let mut next = 1;

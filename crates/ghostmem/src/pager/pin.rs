@@ -21,7 +21,8 @@
 
 use std::sync::PoisonError;
 
-use super::restore::{Source, copy_block, decode, fill_failed};
+use super::evict::Victim;
+use super::restore::{SAMPLES, Source, copy_block, decode, fill_failed};
 use super::scratch::Work;
 use super::table::Entry;
 use super::{Failure, Pager, State};
@@ -180,10 +181,24 @@ impl Pager {
             }
             None => {
                 let table = &st.table;
+                let mut samples = [PageId(0); SAMPLES];
+                let mut sampling = 0;
                 let (frame, victim) = st
                     .clock
-                    .victim(|p| table.is_evictable(p))
+                    .victim(
+                        |p| table.is_evictable(p),
+                        |p| {
+                            let take = self.sampling && sampling < SAMPLES;
+                            if take {
+                                samples[sampling] = p;
+                                sampling += 1;
+                            }
+                            take
+                        },
+                    )
                     .expect("pins leave at least two frames to eviction, and the lock is quiet");
+                let chosen = [Victim::new(victim, frame, None)];
+                self.sample(st, &mut samples[..sampling], &chosen)?;
                 self.evict_locked(st, work, victim)?;
                 frame
             }

@@ -167,6 +167,8 @@ pub(super) fn decode_into(
 /// --workload seq` went from 0.41 to 0.60 GB/s fill and 0.37 to 0.52 GB/s scan on one thread,
 /// with random and hot touches unchanged (side by side with zram, 2026-12-03).
 const CLUSTER: usize = 128;
+/// Most pages one fault samples (see `sample.rs`).
+pub(super) const SAMPLES: usize = 16;
 const _: () = assert!(super::evict::MOST_RUNS >= CLUSTER, "a batch's runs fit");
 
 /// How many pages a fault that finds no free frame evicts at least (CLOCK victims and their
@@ -260,8 +262,10 @@ impl Pager {
         let source = match entry {
             Entry::Free => return Err(Step::NotOurs),
             Entry::Resident { frame } => {
-                // Another thread brought it in while we waited.
-                st.clock.touch(frame);
+                // Another thread brought it in while we waited, or it is a sampled page (see
+                // `sample.rs`), stored to: it is in use.
+                self.on_resident_fault(&mut st, page, frame)
+                    .map_err(Step::Failed)?;
                 return Ok(None);
             }
             Entry::Clean { frame, .. } => {
@@ -279,6 +283,8 @@ impl Pager {
         let (stream, window) = st.readahead.on_fault(page);
         let none = Victim::new(PageId(0), 0, None);
         let mut victims = [none; CLUSTER];
+        let mut samples = [PageId(0); SAMPLES];
+        let mut sampling = 0;
         let mut evicting = 0;
         let mut spare = false;
         let frame = match st.clock.take_free() {
@@ -300,10 +306,17 @@ impl Pager {
                 let most = if window > 0 { CLUSTER } else { want };
                 while evicting < want {
                     let (table, chosen) = (&st.table, &victims[..evicting]);
-                    let Some((frame, first)) = st
-                        .clock
-                        .victim(|p| table.is_evictable(p) && chosen.iter().all(|v| v.page != p))
-                    else {
+                    let Some((frame, first)) = st.clock.victim(
+                        |p| table.is_evictable(p) && chosen.iter().all(|v| v.page != p),
+                        |p| {
+                            let take = self.sampling && sampling < SAMPLES;
+                            if take {
+                                samples[sampling] = p;
+                                sampling += 1;
+                            }
+                            take
+                        },
+                    ) else {
                         break;
                     };
                     victims[evicting] = Victim::new(first, frame, st.table.get(first).kept_block());
@@ -333,6 +346,10 @@ impl Pager {
                         }
                     }
                 }
+                // The resident pages whose last chance the hand took are sampled now, under
+                // the lock (a pin or an eviction must find them as they are).
+                self.sample(st, &mut samples[..sampling], &victims[..evicting])
+                    .map_err(Step::Failed)?;
                 if evicting == 0 {
                     // Every resident page is being worked on.
                     return Err(Step::Wait(Some(self.settled.current())));
