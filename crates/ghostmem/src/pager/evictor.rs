@@ -21,10 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
 use super::evict::Victim;
-use super::restore::SAMPLES;
+use super::sample::Samples;
 use super::table::Entry;
 use super::{Failure, Pager};
-use crate::page::PageId;
 
 /// Budgets below this have no background eviction.
 pub(super) const MIN_BUDGET: usize = 64;
@@ -96,21 +95,13 @@ impl Pager {
         let compress = {
             let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let st = &mut *st;
-            let mut samples = [PageId(0); SAMPLES];
-            let mut sampling = 0;
+            let mut samples = Samples::new();
             let mut was = [Entry::Free; BATCH];
             while batch.len() < want.min(BATCH) {
                 let table = &st.table;
                 let Some((frame, victim)) = st.clock.victim(
                     |p| table.is_evictable(p),
-                    |p| {
-                        let take = self.sampling && sampling < SAMPLES;
-                        if take {
-                            samples[sampling] = p;
-                            sampling += 1;
-                        }
-                        take
-                    },
+                    |p| samples.offer(self.sampling, p),
                 ) else {
                     break;
                 };
@@ -119,7 +110,7 @@ impl Pager {
                 st.table.set(victim, Entry::Evicting);
                 batch.push(Victim::new(victim, frame, entry.kept_block()));
             }
-            if let Err(f) = self.sample(st, &mut samples[..sampling], &batch) {
+            if let Err(f) = self.sample(st, &mut samples, &batch) {
                 // Nothing happened to the victims yet.
                 for (v, &entry) in batch.iter().zip(&was) {
                     st.table.set(v.page, entry);

@@ -22,7 +22,8 @@
 use std::sync::PoisonError;
 
 use super::evict::Victim;
-use super::restore::{SAMPLES, Source, copy_block, decode, fill_failed};
+use super::restore::{Source, copy_block, decode, fill_failed};
+use super::sample::Samples;
 use super::scratch::Work;
 use super::table::Entry;
 use super::{Failure, Pager, State};
@@ -181,24 +182,16 @@ impl Pager {
             }
             None => {
                 let table = &st.table;
-                let mut samples = [PageId(0); SAMPLES];
-                let mut sampling = 0;
+                let mut samples = Samples::new();
                 let (frame, victim) = st
                     .clock
                     .victim(
                         |p| table.is_evictable(p),
-                        |p| {
-                            let take = self.sampling && sampling < SAMPLES;
-                            if take {
-                                samples[sampling] = p;
-                                sampling += 1;
-                            }
-                            take
-                        },
+                        |p| samples.offer(self.sampling, p),
                     )
                     .expect("pins leave at least two frames to eviction, and the lock is quiet");
                 let chosen = [Victim::new(victim, frame, None)];
-                self.sample(st, &mut samples[..sampling], &chosen)?;
+                self.sample(st, &mut samples, &chosen)?;
                 self.evict_locked(st, work, victim)?;
                 frame
             }

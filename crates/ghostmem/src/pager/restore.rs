@@ -33,6 +33,7 @@ use std::sync::PoisonError;
 use std::time::Duration;
 
 use super::evict::Victim;
+use super::sample::Samples;
 use super::scratch::Work;
 use super::table::{Entry, Frame};
 use super::{Failure, Pager, State, failed, store_failure};
@@ -167,8 +168,6 @@ pub(super) fn decode_into(
 /// --workload seq` went from 0.41 to 0.60 GB/s fill and 0.37 to 0.52 GB/s scan on one thread,
 /// with random and hot touches unchanged (side by side with zram, 2026-12-03).
 const CLUSTER: usize = 128;
-/// Most pages one fault samples (see `sample.rs`).
-pub(super) const SAMPLES: usize = 16;
 const _: () = assert!(super::evict::MOST_RUNS >= CLUSTER, "a batch's runs fit");
 
 /// How many pages a fault that finds no free frame evicts at least (CLOCK victims and their
@@ -283,8 +282,7 @@ impl Pager {
         let (stream, window) = st.readahead.on_fault(page);
         let none = Victim::new(PageId(0), 0, None);
         let mut victims = [none; CLUSTER];
-        let mut samples = [PageId(0); SAMPLES];
-        let mut sampling = 0;
+        let mut samples = Samples::new();
         let mut evicting = 0;
         let mut spare = false;
         let frame = match st.clock.take_free() {
@@ -308,14 +306,7 @@ impl Pager {
                     let (table, chosen) = (&st.table, &victims[..evicting]);
                     let Some((frame, first)) = st.clock.victim(
                         |p| table.is_evictable(p) && chosen.iter().all(|v| v.page != p),
-                        |p| {
-                            let take = self.sampling && sampling < SAMPLES;
-                            if take {
-                                samples[sampling] = p;
-                                sampling += 1;
-                            }
-                            take
-                        },
+                        |p| samples.offer(self.sampling, p),
                     ) else {
                         break;
                     };
@@ -348,7 +339,7 @@ impl Pager {
                 }
                 // The resident pages whose last chance the hand took are sampled now, under
                 // the lock (a pin or an eviction must find them as they are).
-                self.sample(st, &mut samples[..sampling], &victims[..evicting])
+                self.sample(st, &mut samples, &victims[..evicting])
                     .map_err(Step::Failed)?;
                 if evicting == 0 {
                     // Every resident page is being worked on.

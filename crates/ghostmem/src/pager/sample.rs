@@ -34,6 +34,38 @@ use super::{Failure, Pager, State, evict::Victim, failed};
 use crate::page::{PageId, PageRun};
 use crate::stats::add;
 
+/// Most pages one fault, background batch or pin samples.
+const MOST: usize = 16;
+
+/// The pages the hand marked sampled while picking victims, for [`Pager::sample`]. Fixed
+/// size: the fault path never allocates.
+pub(super) struct Samples {
+    pages: [PageId; MOST],
+    count: usize,
+}
+
+impl Samples {
+    pub fn new() -> Samples {
+        Samples {
+            pages: [PageId(0); MOST],
+            count: 0,
+        }
+    }
+
+    /// Answer the hand's offer of `page` ([`Clock::victim`]'s `sample`): taken while there is
+    /// room and the pager samples at all (`on`).
+    ///
+    /// [`Clock::victim`]: super::clock::Clock::victim
+    pub fn offer(&mut self, on: bool, page: PageId) -> bool {
+        let take = on && self.count < MOST;
+        if take {
+            self.pages[self.count] = page;
+            self.count += 1;
+        }
+        take
+    }
+}
+
 impl Pager {
     /// Write-protect `pages`, the pages the hand just marked sampled (see [`Clock::victim`]),
     /// a run of neighbours at a time. A page that is not `Resident` any more (clean pages are
@@ -43,9 +75,10 @@ impl Pager {
     pub(super) fn sample(
         &self,
         st: &mut State,
-        pages: &mut [PageId],
+        samples: &mut Samples,
         victims: &[Victim],
     ) -> Result<(), Failure> {
+        let pages = &mut samples.pages[..samples.count];
         pages.sort_unstable_by_key(|p| p.0);
         let samplable = |st: &State, p: PageId| {
             matches!(st.table.get(p), Entry::Resident { .. }) && victims.iter().all(|v| v.page != p)
